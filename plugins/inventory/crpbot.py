@@ -1,0 +1,743 @@
+# Copyright (c) crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Inventory plugin for crpbot: marks every host QC (the safe default) or builder."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: crpbot
+short_description: The crpbot hosts, each marked QC or builder, with the variables every role reads
+description:
+  - Reads a YAML file whose name ends in C(crpbot.yml) or C(crpbot.yaml) and builds the crpbot inventory
+    from its O(hosts) list.
+  - Every host lands in exactly one of the groups C(qc) and C(builder). Both groups always exist and are
+    children of the group C(crpbot), which therefore holds every host.
+  - A host is a builder only when its entry says O(hosts[].role=builder). Everything else is QC, which
+    never trades (C(RUNTIME_MODE=dryrun)) and never deletes anything in S3.
+  - "Each host gets the variables C(crpbot_role), C(crpbot_user), C(crpbot_home), C(crpbot_project_dir),
+    C(crpbot_project_name), C(crpbot_runtime_mode), C(crpbot_db_backend), C(crpbot_bucket), C(crpbot_region),
+    C(crpbot_rds_host), C(crpbot_rds_port), C(crpbot_rds_database), C(crpbot_rds_user), plus C(ansible_user),
+    C(ansible_connection) and, for ssh hosts, C(ansible_host) and C(ansible_port)."
+  - Then the top-level O(vars) and the host's own O(hosts[].vars) are applied, in that order. Neither may
+    set a variable listed above; use the entry's own key instead (for example O(hosts[].role), not
+    C(vars.crpbot_role)).
+  - Then O(compose), O(groups) and O(keyed_groups) are applied, honouring O(strict). They may not
+    overwrite a variable listed above nor put a host into C(crpbot), C(qc) or C(builder); the role of a
+    host comes from its entry alone.
+  - The whole file is validated before any host is added. A mistake (an unknown key or role, C(live) on a
+    QC host, a builder without an RDS endpoint, a relative path, a wrong type, a duplicate host) fails the
+    inventory with a message naming the file, the host, the key, what was found and how to fix it.
+options:
+  plugin:
+    description: Marks this file as a source for this plugin.
+    type: str
+    required: true
+    choices: [crpbot]
+  project_name:
+    description:
+      - Name of the project directory under each host's home, used for the default O(hosts[].project_dir).
+      - Must be a single directory name (no C(/)).
+    type: str
+    default: crpbot
+  bucket:
+    description: S3 bucket holding the models and market data; becomes C(crpbot_bucket) on every host.
+    type: str
+    default: crpbot-market-data-dev
+  region:
+    description: AWS region of the bucket and the RDS database; becomes C(crpbot_region) on every host.
+    type: str
+    default: us-east-1
+  rds:
+    description:
+      - The shared PostgreSQL database on RDS; becomes C(crpbot_rds_host), C(crpbot_rds_port),
+        C(crpbot_rds_database) and C(crpbot_rds_user) on every host.
+      - O(rds.host) is required as soon as one host is a builder or uses O(hosts[].db_backend=rds).
+      - The password is a secret and does not belong here; keep it in a vault-encrypted C(group_vars) file.
+    type: dict
+    default: {}
+    suboptions:
+      host:
+        description: DNS name of the RDS endpoint. Empty means "no RDS database".
+        type: str
+        default: ''
+      port:
+        description: TCP port of the RDS endpoint.
+        type: int
+        default: 5432
+      database:
+        description: Name of the database.
+        type: str
+        default: crpbot
+      user:
+        description: Database user name.
+        type: str
+        default: crpbot_admin
+  vars:
+    description:
+      - Extra host variables applied to every host, for example C(ansible_ssh_private_key_file).
+      - May not set a variable this plugin derives (the C(crpbot_*) variables, C(ansible_host), C(ansible_port),
+        C(ansible_user), C(ansible_connection)).
+    type: dict
+    default: {}
+  hosts:
+    description: The hosts, one entry each. At least one entry is required.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: The inventory host name. Must be unique in the file.
+        type: str
+        required: true
+      address:
+        description:
+          - Address Ansible connects to; becomes C(ansible_host). Defaults to O(hosts[].name).
+          - Ignored when O(hosts[].connection=local).
+          - Two ssh hosts may not share the same address and port.
+        type: str
+      port:
+        description: SSH port; becomes C(ansible_port). Ignored when O(hosts[].connection=local).
+        type: int
+        default: 22
+      user:
+        description: The account that owns the crpbot checkout; becomes C(ansible_user) and C(crpbot_user).
+        type: str
+        required: true
+      connection:
+        description: How Ansible reaches the host; becomes C(ansible_connection).
+        type: str
+        choices: [ssh, local]
+        default: ssh
+      role:
+        description:
+          - V(builder) trains models, uploads to S3, may run live after approval.
+          - V(qc) reviews, downloads from S3, always runs dry. The default, because it is the safe one.
+        type: str
+        choices: [qc, builder]
+        default: qc
+      home:
+        description:
+          - Home directory of O(hosts[].user); becomes C(crpbot_home). Must be absolute.
+          - Defaults to C(/root) for the user C(root) and C(/home/<user>) for anyone else.
+        type: str
+      project_dir:
+        description:
+          - Where the crpbot checkout lives; becomes C(crpbot_project_dir). Must be absolute.
+          - Defaults to C(<home>/<project_name>).
+        type: str
+      runtime_mode:
+        description:
+          - The C(RUNTIME_MODE) this inventory approves; becomes C(crpbot_runtime_mode).
+          - V(live) is allowed only on a builder host, and a playbook still asks for an explicit confirmation.
+        type: str
+        choices: [dryrun, live]
+        default: dryrun
+      db_backend:
+        description:
+          - Which database the bot uses; becomes C(crpbot_db_backend).
+          - V(rds) is the shared PostgreSQL database and needs O(rds.host).
+          - V(sqlite) is a local file for offline work, allowed only on a QC host.
+        type: str
+        choices: [rds, sqlite]
+        default: rds
+      vars:
+        description:
+          - Extra host variables for this host only; they override the top-level O(vars).
+          - Same restriction as the top-level O(vars).
+        type: dict
+        default: {}
+extends_documentation_fragment:
+  - constructed
+"""
+
+EXAMPLES = r"""
+---
+# Minimal: this workstation only, as a QC host on the shared RDS database.
+# inventory/crpbot.yml
+plugin: crpbot
+rds:
+  host: crpbot-rds-postgres-db.cyjcoys82evx.us-east-1.rds.amazonaws.com
+hosts:
+  - name: local
+    user: numan
+    connection: local
+
+---
+# Offline QC with no RDS database at all: the QC host uses sqlite.
+plugin: crpbot
+hosts:
+  - name: laptop
+    user: numan
+    connection: local
+    db_backend: sqlite
+
+---
+# Full: a QC workstation and a builder server, shared settings, extra vars,
+# and constructed groups.
+plugin: crpbot
+project_name: crpbot
+bucket: crpbot-market-data-dev
+region: us-east-1
+rds:
+  host: crpbot-rds-postgres-db.cyjcoys82evx.us-east-1.rds.amazonaws.com
+  port: 5432
+  database: crpbot
+  user: crpbot_admin
+vars:
+  ansible_python_interpreter: /usr/bin/python3
+hosts:
+  - name: local
+    user: numan
+    connection: local
+    role: qc                      # the default; written out for the reader
+  - name: cloud
+    address: 178.156.136.185
+    port: 22
+    user: root
+    role: builder                 # a host is a builder ONLY when it says so
+    runtime_mode: dryrun          # 'live' = this inventory approves live trading
+    project_dir: /root/crpbot
+    vars:
+      ansible_ssh_private_key_file: ~/.ssh/id_ed25519
+strict: true
+compose:
+  crpbot_env_file: crpbot_project_dir ~ '/.env'
+groups:
+  remote: ansible_connection == 'ssh'
+keyed_groups:
+  # mode_dryrun, mode_live
+  - key: crpbot_runtime_mode
+    prefix: mode
+  # db_rds, db_sqlite
+  - key: crpbot_db_backend
+    prefix: db
+"""
+
+import difflib
+import posixpath
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleOptionsError, AnsibleParserError, AnsibleRequiredOptionError
+from ansible.plugins.inventory import BaseInventoryPlugin, Constructable, to_safe_group_name
+
+NAME = "crpbot"
+FILE_SUFFIXES = ("crpbot.yml", "crpbot.yaml")
+
+ROLES = ("qc", "builder")
+CONNECTIONS = ("ssh", "local")
+RUNTIME_MODES = ("dryrun", "live")
+DB_BACKENDS = ("rds", "sqlite")
+GROUP_ALL = "crpbot"
+RESERVED_NAMES = (GROUP_ALL, *ROLES, "all", "ungrouped")
+
+HOST_KEYS = (
+    "name", "address", "port", "user", "connection", "role",
+    "home", "project_dir", "runtime_mode", "db_backend", "vars",
+)
+RDS_DEFAULTS = {"host": "", "port": 5432, "database": "crpbot", "user": "crpbot_admin"}
+
+# Variables the plugin derives, and the key that sets each of them instead.
+DERIVED_VARS = {
+    "crpbot_role": "role:",
+    "crpbot_user": "user:",
+    "crpbot_home": "home:",
+    "crpbot_project_dir": "project_dir:",
+    "crpbot_project_name": "project_name: (top level)",
+    "crpbot_runtime_mode": "runtime_mode:",
+    "crpbot_db_backend": "db_backend:",
+    "crpbot_bucket": "bucket: (top level)",
+    "crpbot_region": "region: (top level)",
+    "crpbot_rds_host": "rds.host (top level)",
+    "crpbot_rds_port": "rds.port (top level)",
+    "crpbot_rds_database": "rds.database (top level)",
+    "crpbot_rds_user": "rds.user (top level)",
+    "ansible_host": "address:",
+    "ansible_port": "port:",
+    "ansible_user": "user:",
+    "ansible_connection": "connection:",
+    # Older spellings that would override the ones above.
+    "ansible_ssh_host": "address:",
+    "ansible_ssh_port": "port:",
+    "ansible_ssh_user": "user:",
+}
+
+
+class ConfigProblem(ValueError):
+    """One mistake in the config: where it is, which key, what was found, how to fix it."""
+
+    def __init__(self, where: str, key: str, found: str, fix: str) -> None:
+        self.where = where
+        self.key = key
+        self.found = found
+        self.fix = fix
+        super().__init__(f"{where}, key '{key}': {found}. Fix: {fix}")
+
+
+# --- small pure helpers -------------------------------------------------------------------------
+
+
+def plain(value: object) -> object:
+    """Return value without Ansible's data tags (tagged str/int/... subclasses), recursively."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def type_name(value: object) -> str:
+    """A YAML-ish name for the type of value, for messages."""
+    for kind, label in ((bool, "boolean"), (str, "string"), (int, "integer"), (float, "float"),
+                        (Mapping, "mapping"), (list, "list"), (type(None), "null")):
+        if isinstance(value, kind):
+            return label
+    return type(value).__name__
+
+
+def show(value: object) -> str:
+    """Render a found value for a message: its value and its YAML type."""
+    return f"{plain(value)!r} ({type_name(value)})"
+
+
+def suggest(key: object, valid: tuple[str, ...] | list[str]) -> str:
+    """Return " (did you mean 'x'?)" for the closest valid name, or "" when none is close."""
+    if not isinstance(key, str):
+        return ""
+    match = difflib.get_close_matches(str(key).lower(), list(valid), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def choices_text(valid: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in valid)
+
+
+def derive_home(user: str) -> str:
+    """The home directory of user: /root for root, /home/<user> for anyone else."""
+    return "/root" if user == "root" else f"/home/{user}"
+
+
+def host_label(entry: object, index: int) -> str:
+    """How a message names a host: "host 'cloud' (hosts[1])", or "hosts[1]" when it has no usable name."""
+    if isinstance(entry, Mapping):
+        name = entry.get("name")
+        if isinstance(name, str) and name:
+            return f"host '{name}' (hosts[{index}])"
+    return f"hosts[{index}]"
+
+
+def check_unknown_keys(keys: object, valid: tuple[str, ...], where: str, prefix: str = "") -> None:
+    """Refuse a key not in valid, with a hint at the closest valid one."""
+    for key in keys:
+        if key not in valid:
+            raise ConfigProblem(
+                where, f"{prefix}{key}",
+                f"unknown key{suggest(key, valid)}; valid keys are {choices_text(valid)}",
+                f"rename or remove '{prefix}{key}'",
+            )
+
+
+def check_literal(value: str, where: str, key: str) -> str:
+    """No Jinja2 in a value the plugin validates: what is checked here is what the hosts get."""
+    if "{{" in value or "{%" in value:
+        raise ConfigProblem(where, key, f"found a template {show(value)}, but this key is checked and must be literal",
+                            f"write the actual value in {key}: (templates are fine in vars:)")
+    return value
+
+
+def check_str(value: object, where: str, key: str, fix: str) -> str:
+    """A non-empty literal string, else a problem."""
+    if not isinstance(value, str) or not value:
+        raise ConfigProblem(where, key, f"expected a non-empty string, found {show(value)}", fix)
+    return check_literal(str(value), where, key)
+
+
+def check_int(value: object, where: str, key: str, fix: str, low: int = 1, high: int = 65535) -> int:
+    """An integer (not a boolean, not a string) between low and high, else a problem."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        quoted = ""
+        if isinstance(value, str) and value.strip().isdigit():
+            quoted = " (numbers are written without quotes)"
+        raise ConfigProblem(where, key, f"expected an integer, found {show(value)}{quoted}", fix)
+    if not low <= value <= high:
+        raise ConfigProblem(where, key, f"expected an integer from {low} to {high}, found {show(value)}", fix)
+    return int(value)
+
+
+def check_choice(value: object, valid: tuple[str, ...], where: str, key: str, fix: str) -> str:
+    """One of valid, else a problem listing the choices (and the closest one)."""
+    if isinstance(value, (list, tuple)):
+        raise ConfigProblem(
+            where, key,
+            f"found a list {show(value)}: asking for more than one; expected exactly one of {choices_text(valid)}",
+            f"choose one: {' or '.join(f'{key}: {v}' for v in valid)}",
+        )
+    if not isinstance(value, str) or value not in valid:
+        raise ConfigProblem(
+            where, key,
+            f"found {show(value)}, expected one of {choices_text(valid)}{suggest(value, valid)}",
+            fix,
+        )
+    return str(value)
+
+
+def check_abs_path(value: object, where: str, key: str, example: str) -> str:
+    """An absolute POSIX path, normalised (no trailing slash), else a problem."""
+    path = check_str(value, where, key, f"set {key}: to an absolute path such as {example}, or remove it")
+    if not posixpath.isabs(path):
+        raise ConfigProblem(
+            where, key, f"found relative path {show(path)}, expected an absolute path",
+            f"write it from the root, e.g. {key}: {example}, or remove it to use the default",
+        )
+    return posixpath.normpath(path)
+
+
+def check_vars(value: object, where: str, key: str) -> dict:
+    """Extra host vars: a mapping of valid variable names, none of them derived by the plugin."""
+    if not isinstance(value, Mapping):
+        raise ConfigProblem(
+            where, key, f"expected a mapping of variable names to values, found {show(value)}",
+            f"write {key}: as 'name: value' lines, or remove it",
+        )
+    for name in value:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ConfigProblem(
+                where, f"{key}.{name}", f"found {show(name)}, which is not a valid variable name",
+                "use letters, digits and underscores, not starting with a digit",
+            )
+        if name in DERIVED_VARS:
+            raise ConfigProblem(
+                where, f"{key}.{name}",
+                f"found {key}.{name}: {plain(value[name])!r}, but this variable is set by the crpbot inventory plugin",
+                derived_fix(name, f"{key}.{name}"),
+            )
+    return dict(value)
+
+
+def derived_fix(var: str, written: str) -> str:
+    """The fix for a derived variable set through vars: "use 'role:' instead of vars.crpbot_role"."""
+    key, _sep, scope = DERIVED_VARS[var].partition(" ")
+    return f"use '{key}'{' at the top level' if scope else ''} instead of {written}"
+
+
+def validate_settings(options: Mapping) -> dict:
+    """Check the top-level settings shared by every host and fill the rds defaults.
+
+    options holds the values as Ansible's get_option returns them (top-level types already checked).
+    """
+    where = "top level"
+    project_name = check_str(options.get("project_name"), where, "project_name",
+                             "set project_name: to a directory name such as crpbot")
+    if "/" in project_name or project_name in (".", ".."):
+        raise ConfigProblem(where, "project_name", f"found {show(project_name)}, expected a single directory name",
+                            "set project_name: to a name without '/', such as crpbot")
+    bucket = check_str(options.get("bucket"), where, "bucket", "set bucket: to the S3 bucket name, or remove it")
+    region = check_str(options.get("region"), where, "region", "set region: to an AWS region such as us-east-1")
+
+    raw_rds = options.get("rds")
+    raw_rds = {} if raw_rds is None else raw_rds
+    if not isinstance(raw_rds, Mapping):
+        raise ConfigProblem(where, "rds", f"expected a mapping, found {show(raw_rds)}",
+                            "write rds: with host:, port:, database:, user: lines")
+    check_unknown_keys(raw_rds, tuple(RDS_DEFAULTS), where, prefix="rds.")
+    rds = {**RDS_DEFAULTS, **{k: v for k, v in raw_rds.items() if v is not None}}
+    if not isinstance(rds["host"], str):
+        raise ConfigProblem(where, "rds.host", f"expected a string, found {show(rds['host'])}",
+                            "set rds.host to the RDS endpoint, a DNS name")
+    rds["host"] = check_literal(str(rds["host"]), where, "rds.host")
+    rds["port"] = check_int(rds["port"], where, "rds.port", "set rds.port: to the TCP port, such as 5432")
+    rds["database"] = check_str(rds["database"], where, "rds.database", "set rds.database: such as crpbot")
+    rds["user"] = check_str(rds["user"], where, "rds.user", "set rds.user: such as crpbot_admin")
+
+    raw_vars = options.get("vars")
+    extra_vars = check_vars({} if raw_vars is None else raw_vars, where, "vars")
+    return {"project_name": project_name, "bucket": bucket, "region": region, "rds": rds, "vars": extra_vars}
+
+
+def validate_host(entry: object, index: int, settings: Mapping) -> dict:
+    """Check one entry of hosts: and return {name, role, connection, address, port, hostvars}.
+
+    settings is what validate_settings returned. Raises ConfigProblem on the first mistake.
+    """
+    where = host_label(entry, index)
+    if not isinstance(entry, Mapping):
+        raise ConfigProblem(where, "hosts", f"expected a mapping like {{name: ..., user: ...}}, found {show(entry)}",
+                            "write each host as a '- name: ...' block with its keys indented under it")
+    check_unknown_keys(entry, HOST_KEYS, where)
+    if "name" not in entry:
+        raise ConfigProblem(where, "name", "missing", "give every host a name:, e.g. name: cloud")
+    name = check_str(entry["name"], where, "name", "give the host a name: such as cloud")
+    if name in RESERVED_NAMES:
+        raise ConfigProblem(where, "name", f"found {show(name)}, which is also a group name",
+                            f"choose a host name other than {choices_text(RESERVED_NAMES)}")
+
+    if "user" not in entry:
+        raise ConfigProblem(where, "user", "missing",
+                            "set user: to the account that owns the checkout, e.g. user: root")
+    user = check_str(entry["user"], where, "user", "set user: to an account name, e.g. user: root")
+    if any(c in user for c in "/: \t"):
+        raise ConfigProblem(where, "user", f"found {show(user)}, which is not an account name",
+                            "set user: to an account name without '/', ':' or spaces")
+
+    connection = check_choice(entry.get("connection", "ssh"), CONNECTIONS, where, "connection",
+                              "set connection: ssh for a remote host or connection: local for this machine")
+    address = check_str(entry.get("address", name), where, "address",
+                        "set address: to the host's IP or DNS name, or remove it to use the name")
+    port = check_int(entry.get("port", 22), where, "port", "set port: to the SSH port number, e.g. port: 22")
+
+    role = check_choice(entry.get("role", "qc"), ROLES, where, "role",
+                        "set role: qc or role: builder (omit it for qc, the safe default)")
+    runtime_mode = check_choice(entry.get("runtime_mode", "dryrun"), RUNTIME_MODES, where, "runtime_mode",
+                                "set runtime_mode: dryrun (or live, only on a builder host)")
+    if runtime_mode == "live" and role != "builder":
+        raise ConfigProblem(where, "runtime_mode", "found 'live' on a QC host",
+                            "only a builder host may run live; set role: builder or runtime_mode: dryrun")
+
+    db_backend = check_choice(entry.get("db_backend", "rds"), DB_BACKENDS, where, "db_backend",
+                              "set db_backend: rds (or sqlite, only on a QC host)")
+    if db_backend == "sqlite" and role == "builder":
+        raise ConfigProblem(where, "db_backend", "found 'sqlite' on a builder host, which always uses the RDS database",
+                            "set db_backend: rds or remove it")
+    if not settings["rds"]["host"]:
+        if role == "builder":
+            raise ConfigProblem(where, "rds.host", "found it empty, but a builder host always uses the RDS database",
+                                "set rds.host to the RDS endpoint at the top level of the file")
+        if db_backend == "rds":
+            raise ConfigProblem(where, "rds.host", "found it empty, but this host has db_backend: rds",
+                                "set rds.host to the RDS endpoint at the top level of the file, "
+                                "or db_backend: sqlite on this QC host")
+
+    if "home" in entry:
+        home = check_abs_path(entry["home"], where, "home", derive_home(user))
+    else:
+        home = derive_home(user)
+    if "project_dir" in entry:
+        project_dir = check_abs_path(entry["project_dir"], where, "project_dir",
+                                     posixpath.join(home, settings["project_name"]))
+    else:
+        project_dir = posixpath.join(home, settings["project_name"])
+
+    raw_vars = entry.get("vars")
+    host_vars = check_vars({} if raw_vars is None else raw_vars, where, "vars")
+
+    rds = settings["rds"]
+    hostvars = {
+        "crpbot_role": role,
+        "crpbot_user": user,
+        "crpbot_home": home,
+        "crpbot_project_dir": project_dir,
+        "crpbot_project_name": settings["project_name"],
+        "crpbot_runtime_mode": runtime_mode,
+        "crpbot_db_backend": db_backend,
+        "crpbot_bucket": settings["bucket"],
+        "crpbot_region": settings["region"],
+        "crpbot_rds_host": rds["host"],
+        "crpbot_rds_port": rds["port"],
+        "crpbot_rds_database": rds["database"],
+        "crpbot_rds_user": rds["user"],
+        "ansible_user": user,
+        "ansible_connection": connection,
+    }
+    if connection == "ssh":
+        hostvars["ansible_host"] = address
+        hostvars["ansible_port"] = port
+    hostvars.update(settings["vars"])
+    hostvars.update(host_vars)
+    return {"name": name, "role": role, "connection": connection, "address": address, "port": port,
+            "hostvars": hostvars}
+
+
+def check_unique(hosts: list[tuple[int, dict]]) -> list[ConfigProblem]:
+    """Problems for hosts sharing a name, or ssh hosts sharing address and port.
+
+    hosts = [(index, {name, connection, address, port})]; address and port are only read for ssh hosts.
+    """
+    problems = []
+    by_name: dict[str, int] = {}
+    by_target: dict[tuple[str, int], tuple[int, str]] = {}
+    for index, host in hosts:
+        name = host["name"]
+        if name in by_name:
+            problems.append(ConfigProblem(
+                f"host '{name}' (hosts[{by_name[name]}] and hosts[{index}])", "name",
+                f"found the name '{name}' twice", "give each host a unique name:"))
+        else:
+            by_name[name] = index
+        if host["connection"] != "ssh":
+            continue
+        target = (host["address"], host["port"])
+        if target in by_target:
+            first_index, first_name = by_target[target]
+            problems.append(ConfigProblem(
+                f"host '{name}' (hosts[{index}])", "address",
+                f"found {target[0]}:{target[1]}, already used by host '{first_name}' (hosts[{first_index}])",
+                "list each machine once, or give the entries different address: or port:"))
+        else:
+            by_target[target] = (index, name)
+    return problems
+
+
+def check_constructed(compose: object, groups: object) -> list[ConfigProblem]:
+    """compose may not overwrite a derived variable, and groups may not put a host into crpbot, qc or
+    builder: the role comes from role: alone (a QC host in group builder would be treated as one)."""
+    problems = []
+    for var in compose if isinstance(compose, Mapping) else ():
+        if var in DERIVED_VARS:
+            problems.append(ConfigProblem("top level", f"compose.{var}",
+                                          f"found compose.{var}, but this variable is set by the crpbot "
+                                          "inventory plugin",
+                                          derived_fix(var, f"compose.{var}")))
+    for group in groups if isinstance(groups, Mapping) else ():
+        if to_safe_group_name(group) in (GROUP_ALL, *ROLES):
+            problems.append(ConfigProblem("top level", f"groups.{group}",
+                                          f"found groups.{group}, but group '{group}' is managed by the "
+                                          "crpbot inventory plugin",
+                                          (f"set role: {group} on the host entries instead, "
+                                           if group in ROLES else "every host is already in crpbot; ")
+                                          + "give the constructed group another name"))
+    return problems
+
+
+def check_role_groups(expected: Mapping, actual: Mapping) -> list[ConfigProblem]:
+    """After compose/groups/keyed_groups: each role group must still hold exactly the hosts whose entry
+    has that role. expected/actual map group name -> set of host names."""
+    problems = []
+    for group in ROLES:
+        extra = sorted(set(actual.get(group, ())) - set(expected.get(group, ())))
+        if extra:
+            problems.append(ConfigProblem(
+                f"group '{group}'", "keyed_groups",
+                f"found host(s) {', '.join(extra)} added to '{group}' by keyed_groups (or another inventory source), "
+                f"but their entries do not say role: {group}",
+                f"set role: {group} on those entries, or change the keyed_groups prefix/parent_group "
+                f"so that no group named '{group}' is produced or used as a parent"))
+    return problems
+
+
+def format_problems(path: str, problems: list[ConfigProblem], outcome: str = "no host was added") -> str:
+    """The AnsibleParserError message: the file, then one line per problem."""
+    count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
+    lines = [f"crpbot inventory {path} is invalid ({count}); {outcome}:"]
+    lines.extend(f"  - {problem}" for problem in problems)
+    return "\n".join(lines)
+
+
+def validate_config(path: str, config_keys: object, valid_keys: tuple[str, ...] | list[str],
+                    options: Mapping) -> list[dict]:
+    """Validate the whole file and return one plain dict per host, or raise AnsibleParserError listing
+    every problem found (top level first, then each host, then duplicates).
+
+    config_keys: the keys written in the file; valid_keys: the documented options;
+    options: the option values as get_option returns them (project_name, bucket, region, rds, vars,
+    compose, groups), except hosts, which is the raw list from the file.
+    """
+    problems: list[ConfigProblem] = []
+    try:
+        check_unknown_keys(config_keys, tuple(valid_keys), "top level")
+    except ConfigProblem as problem:
+        problems.append(problem)
+    try:
+        settings = validate_settings(options)
+    except ConfigProblem as problem:
+        problems.append(problem)
+        raise AnsibleParserError(format_problems(path, problems)) from None
+
+    entries = options.get("hosts")
+    # An empty list is a valid inventory with no hosts (the test bed writes one when it is down).
+    if not isinstance(entries, list):
+        problems.append(ConfigProblem(
+            "top level", "hosts", f"expected a list of hosts, found {show(entries)}",
+            "list the hosts under hosts:, each as '- name: ...' with user:"))
+        raise AnsibleParserError(format_problems(path, problems))
+
+    hosts: list[tuple[int, dict]] = []
+    named: list[tuple[int, dict]] = []  # every entry with a usable name, for the duplicate check
+    for index, entry in enumerate(entries):
+        try:
+            host = validate_host(entry, index, settings)
+        except ConfigProblem as problem:
+            problems.append(problem)
+            name = entry.get("name") if isinstance(entry, Mapping) else None
+            if isinstance(name, str) and name:
+                named.append((index, {"name": str(name), "connection": None}))
+        else:
+            hosts.append((index, host))
+            named.append((index, host))
+    problems.extend(check_unique(sorted(named, key=lambda item: item[0])))
+    problems.extend(check_constructed(options.get("compose"), options.get("groups")))
+    if problems:
+        raise AnsibleParserError(format_problems(path, problems))
+    return [host for _index, host in hosts]
+
+
+def options_error_message(path: str, error: AnsibleOptionsError) -> str:
+    """Ansible's own top-level option error, with the file and a fix added."""
+    if isinstance(error, AnsibleRequiredOptionError):
+        fix = "add a hosts: list with at least one entry ('- name: ...' with user:)"
+    else:
+        fix = "give the option the type 'ansible-doc -t inventory crpbot' shows for it"
+    reason = str(error).rstrip(".")
+    return f"crpbot inventory {path} is invalid; no host was added:\n  - top level: {reason}. Fix: {fix}"
+
+
+# --- Ansible glue ------------------------------------------------------------------------------
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable):
+    """Builds the crpbot inventory: groups crpbot, qc, builder and the crpbot_* host variables."""
+
+    NAME = NAME
+    # The only source is this YAML file, which Ansible itself loads as trusted (like the yaml and toml
+    # inventory plugins): the values are plain data, shown as such by ansible-inventory --list.
+    trusted_by_default = True
+
+    def verify_file(self, path):
+        return super().verify_file(path) and path.endswith(FILE_SUFFIXES)
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache=cache)
+        try:
+            config = self._read_config_data(path)  # checks the top-level types against DOCUMENTATION
+        except AnsibleOptionsError as error:
+            raise AnsibleParserError(options_error_message(path, error)) from None
+        options = {key: self.get_option(key)
+                   for key in ("project_name", "bucket", "region", "rds", "vars", "compose", "groups")}
+        # Raw, because for a list option Ansible turns a string into a one-item list.
+        options["hosts"] = config.get("hosts")
+        hosts = validate_config(path, list(config), list(self.option_definitions), options)
+
+        self.inventory.add_group(GROUP_ALL)
+        for group in ROLES:
+            self.inventory.add_group(group)
+            self.inventory.add_child(GROUP_ALL, group)
+        for host in hosts:
+            self.inventory.add_host(host["name"], group=host["role"])
+            for key, value in host["hostvars"].items():
+                self.inventory.set_variable(host["name"], key, value)
+
+        strict = self.get_option("strict")
+        for host in hosts:
+            name = host["name"]
+            self._set_composite_vars(self.get_option("compose"), self.inventory.get_host(name).get_vars(), name,
+                                     strict=strict)
+            variables = self.inventory.get_host(name).get_vars()
+            self._add_host_to_composed_groups(self.get_option("groups"), variables, name, strict=strict,
+                                              fetch_hostvars=False)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, name, strict=strict,
+                                           fetch_hostvars=False)
+
+        # Only this file's hosts: with several inventory sources the groups may hold others too.
+        ours = {host["name"] for host in hosts}
+        expected = {group: {host["name"] for host in hosts if host["role"] == group} for group in ROLES}
+        actual = {group: {host.name for host in self.inventory.groups[group].get_hosts()} & ours
+                  for group in ROLES}
+        problems = check_role_groups(expected, actual)
+        if problems:
+            raise AnsibleParserError(format_problems(path, problems, outcome="the inventory is refused"))

@@ -1,0 +1,84 @@
+"""Shared fixtures and the loopback guard of the crpbot-ansible test suite.
+
+The guard: every ansible command the suite runs (directly, through molecule, or through the
+demo) logs its connection targets through the ``crpbot_connection_log`` callback into one file;
+at the end of the session, any target outside 127.0.0.0/8 fails the run. And ANSIBLE_INVENTORY
+points at the sandbox inventory, so a command that forgot ``-i`` still cannot reach the user's
+real hosts in ``inventory/crpbot.yml``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import testbed
+
+REPO = testbed.REPO
+VENV_BIN = Path(sys.executable).parent
+
+
+def loopback_violations(log_path: Path) -> list[dict[str, str]]:
+    """Entries of a connection log whose target is outside 127.0.0.0/8 (local connections excepted)."""
+    if not log_path.exists():
+        return []
+    entries = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    bad = []
+    for entry in entries:
+        hostvars = {"ansible_host": entry["ansible_host"], "ansible_connection": entry["ansible_connection"]}
+        try:
+            testbed.assert_loopback_only({entry["host"]: hostvars})
+        except testbed.TestbedError:
+            bad.append(entry)
+    return bad
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    log = Path(os.environ.get("CRPBOT_CONNECTION_LOG") or REPO / ".testbed" / "connections.jsonl")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.unlink(missing_ok=True)
+    os.environ["CRPBOT_CONNECTION_LOG"] = str(log)
+    os.environ["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    os.environ["ANSIBLE_INVENTORY"] = str(testbed.inventory_file())
+    os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ.setdefault("ANSIBLE_FORCE_COLOR", "0")
+    os.environ["ANSIBLE_NOCOLOR"] = "1"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    bad = loopback_violations(Path(os.environ["CRPBOT_CONNECTION_LOG"]))
+    if bad:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = "LOOPBACK GUARD: the test run targeted hosts outside 127.0.0.0/8: " + json.dumps(bad)
+        if reporter:
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def run(cmd: list[str], *, env: dict[str, str] | None = None, check: bool = False, **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run a command from the repo root, capturing text output."""
+    return subprocess.run(  # noqa: S603
+        cmd, cwd=REPO, env={**os.environ, **(env or {})}, text=True, capture_output=True, check=check, **kwargs
+    )
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory):
+    """A test bed of its own (own state dir, ports and containers) for the integration tests."""
+    state_dir = tmp_path_factory.mktemp("testbed")
+    old = os.environ.get("CRPBOT_TESTBED_DIR")
+    os.environ["CRPBOT_TESTBED_DIR"] = str(state_dir)
+    try:
+        state = testbed.up(log=lambda *_: None)
+        yield {"state": state, "inventory": testbed.inventory_file(), "env": {"CRPBOT_TESTBED_DIR": str(state_dir)}}
+    finally:
+        testbed.down(quiet=True)
+        if old is None:
+            os.environ.pop("CRPBOT_TESTBED_DIR", None)
+        else:
+            os.environ["CRPBOT_TESTBED_DIR"] = old

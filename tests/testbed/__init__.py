@@ -1,0 +1,551 @@
+"""The crpbot sandbox: two real hosts and the services they talk to, on this one machine.
+
+``python -m tests.testbed up`` brings up, all on 127.0.0.1:
+
+* a QC host: a podman container running sshd on its own loopback port, user ``numan``
+  (non-root, no sudo), home ``/home/numan``;
+* a builder host: the same image, reached as ``root`` on another port, home ``/root``;
+* a PostgreSQL 15 server (the RDS stand-in) with the ``crpbot`` database and the
+  ``crpbot_admin`` role;
+* an S3/STS/IAM API server (moto) with the bucket ``crpbot-market-data-dev``;
+* a git daemon serving a small crpbot-like fixture repository (``tests/fixtures/crpbot``).
+
+Every port, key and temp dir it picks is written to one state file (``state.json`` in the
+state dir, default ``<repo>/.testbed``), and the inventory for the sandbox is written beside
+it as ``inventory/sandbox.crpbot.yml`` (a config of the project's own inventory plugin).
+``down`` removes everything ``up`` started, also after a failed ``up``.
+
+The base image is built from Debian packages with debootstrap and cached under a tag that
+is a hash of its recipe, so a second ``up`` reuses it and takes seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+FIXTURE_REPO = REPO / "tests" / "fixtures" / "crpbot"
+CONTAINERS_CONF = HERE / "containers.conf"
+
+BUCKET = "crpbot-market-data-dev"
+REGION = "us-east-1"
+DB_NAME = "crpbot"
+DB_USER = "crpbot_admin"
+QC_USER = "numan"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+# The image recipe. Anything that changes the image must change this text, so the
+# cache tag (its hash) changes with it.
+IMAGE_PACKAGES = "python3,openssh-server,sudo,git,ca-certificates"
+IMAGE_SETUP = f"""
+set -eu
+useradd --create-home --shell /bin/bash {QC_USER}
+usermod -p '*' {QC_USER}
+usermod -p '*' root
+mkdir -p /run/sshd
+cat > /etc/ssh/sshd_config.d/testbed.conf <<'CONF'
+AuthorizedKeysFile /etc/ssh/testbed_authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+CONF
+rm -f /etc/ssh/ssh_host_*
+apt-get clean
+rm -rf /var/lib/apt/lists/*
+"""
+IMAGE_NAME = "localhost/crpbot-testbed"
+REQUIRED_TOOLS = {
+    "podman": "podman",
+    "runc": "runc",
+    "debootstrap": "debootstrap",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "git": "git",
+}
+
+
+class TestbedError(RuntimeError):
+    """Something the test bed needs is missing or failed; the message says what to do."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("CRPBOT_TESTBED_DIR", REPO / ".testbed")).resolve()
+
+
+def state_file() -> Path:
+    return state_dir() / "state.json"
+
+
+def inventory_file() -> Path:
+    return state_dir() / "inventory" / "sandbox.crpbot.yml"
+
+
+def image_tag() -> str:
+    digest = hashlib.sha256(f"bookworm\n{IMAGE_PACKAGES}\n{IMAGE_SETUP}".encode()).hexdigest()
+    return f"{IMAGE_NAME}:{digest[:12]}"
+
+
+def _podman_env() -> dict[str, str]:
+    return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+
+
+def _run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    kwargs.setdefault("check", True)
+    kwargs.setdefault("text", True)
+    kwargs.setdefault("capture_output", True)
+    try:
+        return subprocess.run(cmd, **kwargs)  # noqa: S603 - fixed argv, no shell
+    except subprocess.CalledProcessError as exc:
+        raise TestbedError(
+            f"command failed ({exc.returncode}): {' '.join(cmd)}\n{exc.stdout or ''}{exc.stderr or ''}"
+        ) from exc
+
+
+def _podman(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return _run(["podman", *args], env=_podman_env(), **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(what: str, probe, timeout: float = 60.0, interval: float = 0.2) -> None:
+    """Poll ``probe()`` until it returns true, or fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if probe():
+                return
+        except Exception as exc:  # noqa: BLE001 - a probe may fail any way until ready
+            last = exc
+        time.sleep(interval)
+    raise TestbedError(f"timed out after {timeout:.0f}s waiting for {what}" + (f": {last}" if last else ""))
+
+
+def check_prerequisites() -> None:
+    missing = sorted({pkg for tool, pkg in REQUIRED_TOOLS.items() if shutil.which(tool) is None})
+    if not (PG_BIN / "initdb").exists():
+        missing.append("postgresql-15")
+    if missing:
+        raise TestbedError(
+            "the test bed needs these Debian packages: "
+            + " ".join(missing)
+            + f"\nfix: apt-get install -y {' '.join(missing)}  (or run: bash .ci/run, which installs them)"
+        )
+    if os.geteuid() != 0:
+        raise TestbedError("the test bed runs rootful podman and debootstrap: run it as root")
+
+
+def load_state() -> dict[str, Any]:
+    try:
+        return json.loads(state_file().read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def save_state(state: dict[str, Any]) -> None:
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _venv_bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise TestbedError(f"{name} not found: run the project's setup first (make setup)")
+    return found
+
+
+# --------------------------------------------------------------------------- image
+
+
+def ensure_image(log=print) -> str:
+    """Return the cached base image's tag, building it from Debian packages when missing."""
+    tag = image_tag()
+    if _podman("image", "exists", tag, check=False).returncode == 0:
+        return tag
+    log(f"building base image {tag} with debootstrap (about a minute) ...")
+    root = Path(tempfile.mkdtemp(prefix="crpbot-testbed-rootfs-"))
+    try:
+        _run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={IMAGE_PACKAGES}",
+                "bookworm",
+                str(root),
+            ]
+        )
+        _run(["chroot", str(root), "/bin/sh", "-c", IMAGE_SETUP])
+        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)  # noqa: S603,S607
+        try:
+            _podman("import", "-", tag, stdin=tar.stdout)
+        finally:
+            tar.stdout.close()  # type: ignore[union-attr]
+            tar.wait()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return tag
+
+
+# --------------------------------------------------------------------------- services
+
+
+def _spawn(name: str, cmd: list[str], log_path: Path) -> int:
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    return proc.pid
+
+
+def _pid_alive(pid: int, needle: str) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return needle in cmdline
+
+
+def _kill(pid: int, needle: str) -> None:
+    if not _pid_alive(pid, needle):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _pid_alive(pid, needle):
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        if _pid_alive(pid, needle):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _tcp_open(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def start_postgres(state: dict[str, Any], password: str) -> None:
+    pgdir = Path(tempfile.mkdtemp(prefix="crpbot-testbed-pg-"))
+    state["pg"] = {"dir": str(pgdir), "port": free_port()}
+    save_state(state)
+    shutil.chown(pgdir, "postgres", "postgres")
+    data = pgdir / "data"
+
+    def as_postgres(*cmd: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return _run(["runuser", "-u", "postgres", "--", *cmd], cwd=pgdir, **kwargs)
+
+    as_postgres(
+        str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
+        "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8",
+    )
+    port = state["pg"]["port"]
+    as_postgres(
+        str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(pgdir / "server.log"), "-w", "-t", "60",
+        "-o", f"-p {port} -k {pgdir} -c listen_addresses=127.0.0.1 -c fsync=off", "start",
+    )
+    state["pg"]["running"] = True
+    save_state(state)
+    # The password goes in on stdin, never on a command line.
+    sql = (
+        f"CREATE ROLE {DB_USER} LOGIN PASSWORD '{password}';\n"
+        f"CREATE DATABASE {DB_NAME} OWNER {DB_USER};\n"
+    )
+    as_postgres(str(PG_BIN.parent / "bin" / "psql"), "-h", str(pgdir), "-p", str(port), "-U", "postgres",
+                "-v", "ON_ERROR_STOP=1", "-q", "-f", "-", input=sql)
+
+
+def stop_postgres(pg: dict[str, Any]) -> None:
+    pgdir = Path(pg["dir"])
+    if pg.get("running") and (pgdir / "data").exists():
+        _run(
+            ["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(pgdir / "data"),
+             "-m", "immediate", "-w", "stop"],
+            cwd=pgdir, check=False,
+        )
+    shutil.rmtree(pgdir, ignore_errors=True)
+
+
+def start_moto(state: dict[str, Any]) -> None:
+    port = free_port()
+    log = state_dir() / "moto.log"
+    pid = _spawn("moto", [_venv_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)], log)
+    state["moto"] = {"pid": pid, "port": port, "endpoint": f"http://127.0.0.1:{port}"}
+    save_state(state)
+
+    def ready() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=2) as resp:  # noqa: S310
+            return resp.status == 200
+
+    wait_for(f"the S3 API server on 127.0.0.1:{port} (log: {log})", ready)
+    import boto3  # the project's own dependency; imported late so `down` works without it
+
+    s3 = boto3.client(
+        "s3", endpoint_url=state["moto"]["endpoint"], region_name=REGION,
+        aws_access_key_id="testbed", aws_secret_access_key="testbed",  # noqa: S106 - moto accepts any
+    )
+    s3.create_bucket(Bucket=BUCKET)
+
+
+def build_fixture_repo(state: dict[str, Any]) -> None:
+    gitroot = Path(tempfile.mkdtemp(prefix="crpbot-testbed-git-"))
+    state["git"] = {"root": str(gitroot)}
+    save_state(state)
+    work = gitroot / "work"
+    shutil.copytree(FIXTURE_REPO, work)
+    ident = ["-c", "user.name=crpbot test bed", "-c", "user.email=testbed@crpbot.invalid"]
+    _run(["git", "init", "-q", "-b", "main", str(work)])
+    _run(["git", "-C", str(work), "add", "-A"])
+    _run(["git", "-C", str(work), *ident, "commit", "-q", "-m", "crpbot fixture"])
+    _run(["git", "clone", "-q", "--bare", str(work), str(gitroot / "crpbot.git")])
+    port = free_port()
+    pid = _spawn(
+        "git-daemon",
+        ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={gitroot}",
+         "--listen=127.0.0.1", f"--port={port}", str(gitroot)],
+        state_dir() / "git-daemon.log",
+    )
+    state["git"].update({"pid": pid, "port": port, "url": f"git://127.0.0.1:{port}/crpbot.git"})
+    save_state(state)
+    wait_for(f"git daemon on 127.0.0.1:{port}", lambda: _tcp_open(port))
+
+
+# --------------------------------------------------------------------------- hosts
+
+HOSTS = (
+    {"name": "sandbox-qc", "user": QC_USER, "role": "qc"},
+    {"name": "sandbox-builder", "user": "root", "role": "builder"},
+)
+
+
+def container_name(host: str) -> str:
+    ident = hashlib.sha256(str(state_dir()).encode()).hexdigest()[:8]
+    return f"crpbot-testbed-{ident}-{host}"
+
+
+def make_keys(state: dict[str, Any]) -> None:
+    sd = state_dir()
+    for name in ("id_ed25519", "ssh_host_ed25519_key"):
+        key = sd / name
+        for path in (key, key.with_name(name + ".pub")):
+            path.unlink(missing_ok=True)
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"crpbot-testbed-{name}", "-f", str(key)])
+    shutil.copy(sd / "id_ed25519.pub", sd / "authorized_keys")
+    os.chmod(sd / "authorized_keys", 0o644)
+    state["ssh"] = {"private_key": str(sd / "id_ed25519"), "known_hosts": str(sd / "known_hosts")}
+
+
+def start_host(state: dict[str, Any], image: str, host: dict[str, str]) -> None:
+    sd = state_dir()
+    port = free_port()
+    name = container_name(host["name"])
+    _podman("rm", "-f", "--ignore", name, check=False)
+    state.setdefault("hosts", {})[host["name"]] = {**host, "port": port, "container": name}
+    save_state(state)
+    mounts = [
+        f"{sd / 'authorized_keys'}:/etc/ssh/testbed_authorized_keys:ro",
+        f"{sd / 'ssh_host_ed25519_key'}:/etc/ssh/testbed_host_key:ro",
+        # The machine reaches PyPI through an intercepting proxy whose CA only the
+        # machine's bundle has (see shared/MACHINE.md).
+        f"{CA_BUNDLE}:/etc/ssl/certs/ca-certificates.crt:ro",
+    ]
+    args = ["run", "-d", "--name", name, "--hostname", host["name"],
+            "--add-host", f"{host['name']}:127.0.0.1",
+            "--network", "host", "--ulimit", "host"]
+    for mount in mounts:
+        args += ["-v", mount]
+    args += [image, "/usr/sbin/sshd", "-D", "-e", "-p", str(port), "-h", "/etc/ssh/testbed_host_key",
+             "-o", "ListenAddress=127.0.0.1"]
+    _podman(*args)
+
+
+def ssh_argv(state: dict[str, Any], host: str) -> list[str]:
+    h = state["hosts"][host]
+    return [
+        "ssh", "-i", state["ssh"]["private_key"], "-p", str(h["port"]),
+        "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+        "-o", f"UserKnownHostsFile={state['ssh']['known_hosts']}", "-o", "ConnectTimeout=3",
+        f"{h['user']}@127.0.0.1",
+    ]
+
+
+def write_known_hosts(state: dict[str, Any]) -> None:
+    pub = (state_dir() / "ssh_host_ed25519_key.pub").read_text().split()
+    lines = [f"[127.0.0.1]:{h['port']} {pub[0]} {pub[1]}\n" for h in state["hosts"].values()]
+    Path(state["ssh"]["known_hosts"]).write_text("".join(lines))
+
+
+# --------------------------------------------------------------------------- inventory
+
+
+def _yaml_scalar(value: Any) -> str:
+    return json.dumps(value)  # JSON scalars are valid YAML scalars
+
+
+def render_inventory(state: dict[str, Any]) -> str:
+    """The sandbox inventory: a config file of the project's own inventory plugin."""
+    lines = [
+        "---",
+        "# Written by `python -m tests.testbed up`: the sandbox hosts on 127.0.0.1. Do not edit.",
+        "plugin: crpbot",
+        f"bucket: {BUCKET}",
+        f"region: {REGION}",
+    ]
+    if not state.get("hosts"):
+        lines += ["hosts: []", ""]
+        return "\n".join(lines)
+    ssh_args = (
+        f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={state['ssh']['known_hosts']}"
+    )
+    lines += [
+        "rds:",
+        "  host: 127.0.0.1",
+        f"  port: {state['pg']['port']}",
+        f"  database: {DB_NAME}",
+        f"  user: {DB_USER}",
+        "vars:",
+        f"  ansible_ssh_private_key_file: {_yaml_scalar(state['ssh']['private_key'])}",
+        f"  ansible_ssh_common_args: {_yaml_scalar(ssh_args)}",
+        "  ansible_python_interpreter: /usr/bin/python3",
+        "  crpbot_testbed: true",
+        f"  crpbot_testbed_state_dir: {_yaml_scalar(str(state_dir()))}",
+        f"  crpbot_repo_url: {_yaml_scalar(state['git']['url'])}",
+        f"  crpbot_s3_endpoint_url: {_yaml_scalar(state['moto']['endpoint'])}",
+        "hosts:",
+    ]
+    for name, host in state["hosts"].items():
+        lines += [
+            f"  - name: {name}",
+            "    address: 127.0.0.1",
+            f"    port: {host['port']}",
+            f"    user: {host['user']}",
+            f"    role: {host['role']}",
+        ]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_inventory(state: dict[str, Any]) -> Path:
+    path = inventory_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(render_inventory(state))
+    os.replace(tmp, path)
+    return path
+
+
+def assert_loopback_only(hosts: dict[str, Any]) -> None:
+    """Fail when any connection target is outside 127.0.0.0/8 (see shared/MACHINE.md)."""
+    for name, hostvars in hosts.items():
+        if hostvars.get("ansible_connection", "ssh") == "local":
+            continue
+        target = hostvars.get("ansible_host", name)
+        try:
+            loopback = ipaddress.ip_address(target) in ipaddress.ip_network("127.0.0.0/8")
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise TestbedError(
+                f"host {name!r} would connect to {target!r}, outside 127.0.0.0/8: tests, the demo and "
+                "the benchmarks may only reach the sandbox hosts; pass the sandbox inventory (-i "
+                f"{inventory_file()}) explicitly"
+            )
+
+
+# --------------------------------------------------------------------------- up / down
+
+
+def up(log=print) -> dict[str, Any]:
+    """Bring up the whole test bed; on failure, tear down whatever was started and re-raise."""
+    check_prerequisites()
+    down(quiet=True)
+    sd = state_dir()
+    sd.mkdir(parents=True, exist_ok=True)
+    state: dict[str, Any] = {"state_dir": str(sd), "started": time.time()}
+    save_state(state)
+    try:
+        image = ensure_image(log)
+        state["image"] = image
+        secrets_file = sd / "secrets.json"
+        db_password = secrets.token_urlsafe(24)
+        secrets_file.write_text(json.dumps({"db_password": db_password}) + "\n")
+        os.chmod(secrets_file, 0o600)
+        state["secrets_file"] = str(secrets_file)
+        make_keys(state)
+        for host in HOSTS:
+            start_host(state, image, host)
+        start_postgres(state, db_password)
+        start_moto(state)
+        build_fixture_repo(state)
+        write_known_hosts(state)
+        for host in state["hosts"]:
+            argv = ssh_argv(state, host) + ["true"]
+            wait_for(
+                f"sshd of host {host} on 127.0.0.1:{state['hosts'][host]['port']}",
+                lambda argv=argv: subprocess.run(argv, capture_output=True, check=False).returncode == 0,  # noqa: S603
+            )
+        state["ready"] = True
+        save_state(state)
+        write_inventory(state)
+    except BaseException:
+        down(quiet=True)
+        raise
+    log(f"test bed up: inventory {inventory_file()}")
+    return state
+
+
+def down(quiet: bool = False) -> None:
+    """Remove everything ``up`` started (also after a failed ``up``); safe to call twice."""
+    state = load_state()
+    for host in state.get("hosts", {}).values():
+        _podman("rm", "-f", "-t", "0", "--ignore", host["container"], check=False)
+    # Containers of this state dir left behind by a crashed run that lost its state file.
+    for host in HOSTS:
+        if shutil.which("podman"):
+            _podman("rm", "-f", "-t", "0", "--ignore", container_name(host["name"]), check=False)
+    if "pg" in state:
+        stop_postgres(state["pg"])
+    if "moto" in state:
+        _kill(state["moto"]["pid"], "moto_server")
+    if "git" in state:
+        if "pid" in state["git"]:
+            _kill(state["git"]["pid"], "git")
+        shutil.rmtree(state["git"]["root"], ignore_errors=True)
+    sd = state_dir()
+    for name in ("secrets.json", "known_hosts", "authorized_keys", "id_ed25519", "id_ed25519.pub",
+                 "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"):
+        (sd / name).unlink(missing_ok=True)
+    if sd.exists():
+        state_file().unlink(missing_ok=True)
+        write_inventory({})
+    if not quiet:
+        print("test bed down")
