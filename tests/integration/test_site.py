@@ -93,10 +93,10 @@ def test_bad_role_variable_touches_no_host(prepared):
 def test_wrong_variable_type_is_refused_before_any_change(prepared):
     before = snapshot(prepared["state"])
     proc = run(["ansible-playbook", "-i", str(prepared["inventory"]), "site.yml",
-                "-e", '{"amazon_q_gitignore_entries": ".amazon-q/"}'])
+                "-e", '{"amazon_q_configs": ["qc"]}'])
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output
-    assert "amazon_q_gitignore_entries" in output
+    assert "amazon_q_configs" in output and "dict" in output
     assert snapshot(prepared["state"]) == before
 
 
