@@ -484,6 +484,19 @@ def assert_loopback_only(hosts: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- up / down
 
 
+def init() -> Path:
+    """Make sure the sandbox inventory exists (empty when the test bed is down).
+
+    Every ansible command of the tests names the sandbox inventory with ``-i``; ansible.cfg
+    fails on an inventory source it cannot parse, so a fresh clone needs this file before the
+    first ``up``. A test bed that is up keeps its inventory.
+    """
+    path = inventory_file()
+    if not path.exists():
+        write_inventory({})
+    return path
+
+
 def up(log=print) -> dict[str, Any]:
     """Bring up the whole test bed; on failure, tear down whatever was started and re-raise."""
     check_prerequisites()

@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="bring up both sandbox hosts and the services (reuses the cached image)")
     sub.add_parser("down", help="remove everything `up` started")
+    sub.add_parser("init", help="write an empty sandbox inventory if there is none (molecule runs this first)")
     sub.add_parser("status", help="print the state file")
     sub.add_parser("inventory", help="print the path of the sandbox inventory")
     ssh = sub.add_parser("ssh", help="open a shell (or run a command) on a sandbox host")
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
             testbed.up()
         elif args.command == "down":
             testbed.down()
+        elif args.command == "init":
+            testbed.init()
         elif args.command == "status":
             print(json.dumps(testbed.load_state(), indent=2, sort_keys=True))
         elif args.command == "inventory":
