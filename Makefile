@@ -7,6 +7,8 @@ UV_VERSION := 0.13.9
 VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# The sandbox vault's password (test only): real runs use --ask-vault-pass or their own file.
+export ANSIBLE_VAULT_PASSWORD_FILE := $(CURDIR)/tests/sandbox/vault-password
 SANDBOX := $(CURDIR)/.testbed/inventory/sandbox.crpbot.yml
 SCENARIO ?= e2e
 

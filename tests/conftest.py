@@ -45,6 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["CRPBOT_CONNECTION_LOG"] = str(log)
     os.environ["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
     os.environ["ANSIBLE_INVENTORY"] = str(testbed.inventory_file())
+    os.environ["ANSIBLE_VAULT_PASSWORD_FILE"] = str(testbed.VAULT_PASSWORD_FILE)
     os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ.setdefault("ANSIBLE_FORCE_COLOR", "0")
     os.environ["ANSIBLE_NOCOLOR"] = "1"

@@ -26,7 +26,6 @@ import hashlib
 import ipaddress
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -42,6 +41,8 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 FIXTURE_REPO = REPO / "tests" / "fixtures" / "crpbot"
 CONTAINERS_CONF = HERE / "containers.conf"
+SANDBOX_VARS = REPO / "tests" / "sandbox"
+VAULT_PASSWORD_FILE = SANDBOX_VARS / "vault-password"
 
 BUCKET = "crpbot-market-data-dev"
 REGION = "us-east-1"
@@ -185,6 +186,32 @@ def _venv_bin(name: str) -> str:
     return found
 
 
+def sandbox_secrets() -> dict[str, Any]:
+    """The sandbox vault's variables, decrypted (tests grep the output for every one of them)."""
+    from ansible.parsing.vault import VaultLib, VaultSecret  # the project's own dependency
+    import yaml
+
+    secret = VaultSecret(VAULT_PASSWORD_FILE.read_bytes().strip())
+    vault = VaultLib([("default", secret)])
+    plain = vault.decrypt((SANDBOX_VARS / "group_vars" / "all" / "vault.yml").read_bytes())
+    return yaml.safe_load(plain)
+
+
+def secret_values(data: Any) -> list[str]:
+    """Every string leaf of the vault, and each line of the multi-line ones."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for value in data.values():
+            found += secret_values(value)
+    elif isinstance(data, list):
+        for value in data:
+            found += secret_values(value)
+    elif isinstance(data, str) and data:
+        found.append(data)
+        found += [line for line in data.splitlines() if len(line) >= 8 and "-----" not in line]
+    return found
+
+
 # --------------------------------------------------------------------------- image
 
 
@@ -276,8 +303,9 @@ def start_postgres(state: dict[str, Any], password: str) -> None:
     state["pg"]["running"] = True
     save_state(state)
     # The password goes in on stdin, never on a command line.
+    quoted = password.replace("'", "''")
     sql = (
-        f"CREATE ROLE {DB_USER} LOGIN PASSWORD '{password}';\n"
+        f"CREATE ROLE {DB_USER} LOGIN PASSWORD '{quoted}';\n"
         f"CREATE DATABASE {DB_NAME} OWNER {DB_USER};\n"
     )
     as_postgres(str(PG_BIN.parent / "bin" / "psql"), "-h", str(pgdir), "-p", str(port), "-U", "postgres",
@@ -508,11 +536,7 @@ def up(log=print) -> dict[str, Any]:
     try:
         image = ensure_image(log)
         state["image"] = image
-        secrets_file = sd / "secrets.json"
-        db_password = secrets.token_urlsafe(24)
-        secrets_file.write_text(json.dumps({"db_password": db_password}) + "\n")
-        os.chmod(secrets_file, 0o600)
-        state["secrets_file"] = str(secrets_file)
+        db_password = sandbox_secrets()["vault_crpbot_db_password"]
         make_keys(state)
         for host in HOSTS:
             start_host(state, image, host)
@@ -528,6 +552,8 @@ def up(log=print) -> dict[str, Any]:
             )
         state["ready"] = True
         save_state(state)
+        # The sandbox's group_vars (vault included) sit next to its inventory, as in inventory/.
+        shutil.copytree(SANDBOX_VARS / "group_vars", inventory_file().parent / "group_vars", dirs_exist_ok=True)
         write_inventory(state)
     except BaseException:
         down(quiet=True)
@@ -554,7 +580,8 @@ def down(quiet: bool = False) -> None:
             _kill(state["git"]["pid"], "git")
         shutil.rmtree(state["git"]["root"], ignore_errors=True)
     sd = state_dir()
-    for name in ("secrets.json", "known_hosts", "authorized_keys", "id_ed25519", "id_ed25519.pub",
+    shutil.rmtree(sd / "inventory" / "group_vars", ignore_errors=True)
+    for name in ("known_hosts", "authorized_keys", "id_ed25519", "id_ed25519.pub",
                  "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"):
         (sd / name).unlink(missing_ok=True)
     if sd.exists():
