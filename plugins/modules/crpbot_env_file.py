@@ -103,6 +103,45 @@ options:
       - Keep the previous file as C(<path>.<YYYYmmddTHHMMSS>.bak) (mode C(0600)) when the content changes.
     type: bool
     default: true
+  db_url:
+    description:
+      - Build C(DB_URL) on the host and manage it as a secret (masked like O(secrets)).
+      - C(rds) gives C(postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE), with user, password and
+        database percent-encoded exactly as SQLAlchemy's C(make_url) decodes them (every reserved
+        character and the space as C(%XX); C(quote_plus) would be wrong), and C(?sslmode=...) when
+        O(db_url.sslmode) is not empty.
+      - C(sqlite) gives C(sqlite:///<project_dir>/tradingai.db).
+      - C(DB_URL) may then not be given in O(values) or O(secrets) too. Errors name the field, never
+        its value.
+    type: dict
+    suboptions:
+      backend:
+        description: Which database the app uses.
+        type: str
+        required: true
+        choices: [rds, sqlite]
+      user:
+        description: Database user (rds).
+        type: str
+      password:
+        description: Database password (rds). Never shown.
+        type: str
+      host:
+        description: PostgreSQL host name or address (rds).
+        type: str
+      port:
+        description: PostgreSQL port (rds).
+        type: int
+      database:
+        description: Database name (rds).
+        type: str
+      sslmode:
+        description: libpq sslmode appended to the URL; empty leaves it out.
+        type: str
+        default: ""
+      project_dir:
+        description: Absolute project dir holding C(tradingai.db) (sqlite).
+        type: str
 notes:
   - Supports check mode with an honest prediction (the plan is computed, nothing is written) and diff
     mode (with values masked as described above).
@@ -116,6 +155,21 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Point the app at the PostgreSQL on RDS (DB_URL is built on the host and masked)
+  crpbot_env_file:
+    path: /root/crpbot/.env
+    values:
+      RUNTIME_MODE: dryrun
+    db_url:
+      backend: rds
+      host: crpbot-rds-postgres-db.cyjcoys82evx.us-east-1.rds.amazonaws.com
+      port: 5432
+      database: crpbot
+      user: crpbot_admin
+      password: "{{ vault_crpbot_db_password }}"
+      sslmode: require
+  no_log: true
+
 - name: Write the QC host's .env
   crpbot_env_file:
     path: /home/numan/crpbot/.env
@@ -190,6 +244,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.crpbot_env import (
     EnvFileError,
     EnvValueError,
+    build_db_url,
     check_key,
     effective_values,
     mask_for_diff,
@@ -236,6 +291,17 @@ def managed_settings(values, secrets):
     return {**values, **secrets}
 
 
+def db_url_secret(db):
+    """``{'DB_URL': url}`` built from the ``db_url`` option, or ``{}`` when it is not given."""
+    if not db:
+        return {}
+    fields = {key: db.get(key) for key in ("user", "password", "host", "port", "database", "sslmode", "project_dir")}
+    try:
+        return {"DB_URL": build_db_url(db["backend"], **fields)}
+    except ValueError as exc:  # names the parameter, never its value
+        raise ModuleFailure(f"db_url: {exc}") from None
+
+
 def make_plan(params):
     """Everything the module would do, computed without writing anything."""
     path = params["path"]
@@ -243,6 +309,10 @@ def make_plan(params):
         raise ModuleFailure(f"path must be absolute, got {path}")
     values = settings("values", params["values"])
     secrets = settings("secrets", params["secrets"])
+    db_secret = db_url_secret(params.get("db_url"))
+    if db_secret and any(key.lower() == "db_url" for key in [*values, *secrets]):
+        raise ModuleFailure("DB_URL is given in values or secrets and through db_url; give it once")
+    secrets = {**secrets, **db_secret}
     managed = managed_settings(values, secrets)
     mode = parse_mode(params["mode"])
     uid = resolve_uid(params["owner"])
@@ -291,6 +361,19 @@ def main():
             group=dict(type="str"),
             mode=dict(type="raw", default="0600"),
             backup=dict(type="bool", default=True),
+            db_url=dict(
+                type="dict",
+                options=dict(
+                    backend=dict(type="str", required=True, choices=["rds", "sqlite"]),
+                    user=dict(type="str"),
+                    password=dict(type="str", no_log=True),
+                    host=dict(type="str"),
+                    port=dict(type="int"),
+                    database=dict(type="str"),
+                    sslmode=dict(type="str", default=""),
+                    project_dir=dict(type="str"),
+                ),
+            ),
         ),
         supports_check_mode=True,
     )

@@ -468,6 +468,8 @@ def render_inventory(state: dict[str, Any]) -> str:
         f"  crpbot_testbed_state_dir: {_yaml_scalar(str(state_dir()))}",
         f"  crpbot_repo_url: {_yaml_scalar(state['git']['url'])}",
         f"  crpbot_s3_endpoint_url: {_yaml_scalar(state['moto']['endpoint'])}",
+        "  # The sandbox's PostgreSQL has no TLS; real RDS keeps the default sslmode=require.",
+        '  crpbot_env_db_sslmode: ""',
         "hosts:",
     ]
     for name, host in state["hosts"].items():

@@ -913,3 +913,43 @@ def test_e2e_output_never_contains_a_secret(e2e):
     leaks += [line for line in PEM.splitlines() if "-----" not in line]
     for leak in leaks:
         assert leak not in output, f"secret {leaks.index(leak)} leaked"
+
+
+# --------------------------------------------------------------------------- db_url option
+
+DB_PASSWORD = "Sbx p@ss:w/rd#?&%+=! 'q\"é"
+
+
+def test_db_url_option_builds_a_url_sqlalchemy_reads_back(module):
+    from sqlalchemy.engine import make_url
+
+    built = module.db_url_secret(
+        {"backend": "rds", "user": "crpbot admin", "password": DB_PASSWORD, "host": "127.0.0.1", "port": 5432,
+         "database": "crpbot", "sslmode": "require", "project_dir": None}
+    )
+    url = make_url(built["DB_URL"])
+    assert (url.drivername, url.username, url.password, url.host, url.port, url.database) == (
+        "postgresql+psycopg", "crpbot admin", DB_PASSWORD, "127.0.0.1", 5432, "crpbot")
+    assert url.query == {"sslmode": "require"}
+
+
+def test_db_url_option_sqlite_and_absent(module):
+    assert module.db_url_secret(None) == {}
+    built = module.db_url_secret({"backend": "sqlite", "project_dir": "/home/numan/crpbot", "sslmode": ""})
+    assert built == {"DB_URL": "sqlite:////home/numan/crpbot/tradingai.db"}
+
+
+def test_db_url_option_errors_name_the_field_not_the_password(module):
+    with pytest.raises(module.ModuleFailure) as caught:
+        module.db_url_secret({"backend": "rds", "user": "u", "password": DB_PASSWORD, "host": "", "port": 5432,
+                              "database": "crpbot", "sslmode": "", "project_dir": None})
+    assert str(caught.value).startswith("db_url: ") and "host" in str(caught.value)
+    assert DB_PASSWORD not in str(caught.value)
+
+
+def test_db_url_option_refuses_a_second_db_url(module, tmp_path):
+    params = {"path": str(tmp_path / ".env"), "values": {}, "secrets": {"db_url": "x"}, "mode": "0600",
+              "owner": None, "group": None,
+              "db_url": {"backend": "sqlite", "project_dir": str(tmp_path), "sslmode": ""}}
+    with pytest.raises(module.ModuleFailure, match="DB_URL is given"):
+        module.make_plan(params)
