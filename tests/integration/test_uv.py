@@ -34,9 +34,9 @@ def converged(sandbox):
 
 
 def venv_state(state: dict, host: str) -> str:
-    """Inode and mtime of pyvenv.cfg and the venv's package list: what a rebuild would change."""
+    """Inode and mtime of pyvenv.cfg and the installed distributions: what a rebuild would change."""
     return host_sh(state, host, "cd crpbot && stat -c '%i %Y' .venv/pyvenv.cfg .venv/bin/python "
-                                "&& ls .venv/lib/python3.11/site-packages").stdout
+                                "&& ls -d .venv/lib/python3.11/site-packages/*.dist-info").stdout
 
 
 def test_lock_mismatch_fails_with_uvs_message_and_keeps_the_venv(converged):
