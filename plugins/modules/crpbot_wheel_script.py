@@ -65,7 +65,8 @@ seealso:
 EXAMPLES = r"""
 - name: Download the uv wheel
   ansible.builtin.get_url:
-    url: https://files.pythonhosted.org/packages/3d/aa/26d64642d808de4a652579ef950d7cd2d37f080a8babf9c67c6b75fc4c3f/uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+    url: "https://files.pythonhosted.org/packages/3d/aa/26d64642d808de4a652579ef950d7cd2d37f080a8babf9c67c6b75fc4c3f/\
+      uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
     checksum: sha256:d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19
     dest: ~/.cache/crpbot-ansible/uv-0.13.9-x86_64.whl
     mode: "0644"
