@@ -1,0 +1,258 @@
+"""Tests of the crpbot_wheel_script module (plugins/modules/crpbot_wheel_script.py).
+
+The logic is called directly on wheel-like zips built in tmp_path; the module also runs once end
+to end through ansible-playbook (local connection) for its argument spec, check mode and diff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "plugins" / "modules"))
+
+import crpbot_wheel_script as ws  # noqa: E402
+
+MEMBER = "uv-0.13.9.data/scripts/uv"
+BINARY = b"\x7fELF" + os.urandom(3 * ws.CHUNK + 17)
+
+
+def make_wheel(path: Path, files: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("uv/__init__.py", b"")
+        for name, data in files.items():
+            archive.writestr(name, data)
+        archive.writestr("uv-0.13.9.dist-info/RECORD", b"")
+    return path
+
+
+@pytest.fixture
+def wheel(tmp_path) -> Path:
+    return make_wheel(tmp_path / "uv.whl", {MEMBER: BINARY, "uv-0.13.9.data/scripts/uvx": b"uvx"})
+
+
+def params(wheel: Path, dest: Path, **extra) -> dict:
+    return {"wheel": str(wheel), "member": MEMBER, "dest": str(dest), "mode": "0755", **extra}
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize(("text", "value"), [("0755", 0o755), ("755", 0o755), ("0600", 0o600), ("4755", 0o4755)])
+def test_parse_mode(text, value):
+    assert ws.parse_mode(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "rwx", "0789", "07555", "u+x", "-1"])
+def test_parse_mode_refuses(text):
+    with pytest.raises(ws.ModuleFailure, match="octal"):
+        ws.parse_mode(text)
+
+
+@pytest.mark.parametrize(
+    ("current_sha", "current_mode", "action"),
+    [
+        (None, None, "installed"),
+        ("other", 0o100755, "replaced"),
+        ("want", 0o100644, "mode"),
+        ("want", 0o100755, "none"),
+    ],
+)
+def test_plan(current_sha, current_mode, action):
+    assert ws.plan("want", 0o755, current_sha, current_mode) == action
+
+
+def test_installs_then_is_unchanged(wheel, tmp_path):
+    dest = tmp_path / "bin" / "uv"
+    dest.parent.mkdir()
+    first = ws.run(params(wheel, dest), check_mode=False)
+    assert first["changed"] and first["action"] == "installed"
+    assert dest.read_bytes() == BINARY and mode_of(dest) == 0o755
+    assert first["sha256"] == sha(BINARY) and first["size"] == len(BINARY)
+    assert first["previous_sha256"] is None
+    inode = dest.stat().st_ino
+    second = ws.run(params(wheel, dest), check_mode=False)
+    assert not second["changed"] and second["action"] == "none"
+    assert second["previous_sha256"] == sha(BINARY)
+    assert dest.stat().st_ino == inode  # not rewritten
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["uv"]  # no temp file left
+
+
+def test_replaces_other_content_atomically(wheel, tmp_path):
+    dest = tmp_path / "uv"
+    dest.write_bytes(b"old uv")
+    dest.chmod(0o700)
+    old_inode = dest.stat().st_ino
+    result = ws.run(params(wheel, dest), check_mode=False)
+    assert result["changed"] and result["action"] == "replaced"
+    assert result["previous_sha256"] == sha(b"old uv")
+    assert dest.read_bytes() == BINARY and mode_of(dest) == 0o755
+    assert dest.stat().st_ino != old_inode  # a new file renamed over the old one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["uv", "uv.whl"]
+
+
+def test_only_the_mode_is_fixed(wheel, tmp_path):
+    dest = tmp_path / "uv"
+    dest.write_bytes(BINARY)
+    dest.chmod(0o644)
+    inode = dest.stat().st_ino
+    result = ws.run(params(wheel, dest, mode="0750"), check_mode=False)
+    assert result["changed"] and result["action"] == "mode" and result["mode"] == "0750"
+    assert mode_of(dest) == 0o750 and dest.stat().st_ino == inode
+
+
+@pytest.mark.parametrize("existing", [None, b"old uv"])
+def test_check_mode_writes_nothing(wheel, tmp_path, existing):
+    dest = tmp_path / "uv"
+    if existing is not None:
+        dest.write_bytes(existing)
+    result = ws.run(params(wheel, dest), check_mode=True)
+    assert result["changed"]
+    assert result["action"] == ("installed" if existing is None else "replaced")
+    assert dest.exists() == (existing is not None)
+    if existing is not None:
+        assert dest.read_bytes() == existing
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["uv.whl"] + (["uv"] if existing else []))
+
+
+def test_check_mode_on_current_file_is_unchanged(wheel, tmp_path):
+    dest = tmp_path / "uv"
+    dest.write_bytes(BINARY)
+    dest.chmod(0o755)
+    assert ws.run(params(wheel, dest), check_mode=True)["changed"] is False
+
+
+def test_missing_member_names_the_scripts(wheel, tmp_path):
+    with pytest.raises(ws.ModuleFailure, match=r"no member uv-0.14.0.data/scripts/uv.*scripts/uvx"):
+        ws.run(params(wheel, tmp_path / "uv", member="uv-0.14.0.data/scripts/uv"), check_mode=False)
+    assert not (tmp_path / "uv").exists()
+
+
+def test_missing_wheel(tmp_path):
+    with pytest.raises(ws.ModuleFailure, match="does not exist"):
+        ws.run(params(tmp_path / "nope.whl", tmp_path / "uv"), check_mode=False)
+
+
+def test_not_a_zip(tmp_path):
+    bad = tmp_path / "bad.whl"
+    bad.write_bytes(b"<html>proxy error</html>")
+    with pytest.raises(ws.ModuleFailure, match="not a readable wheel"):
+        ws.run(params(bad, tmp_path / "uv"), check_mode=False)
+
+
+def test_missing_dest_dir(wheel, tmp_path):
+    with pytest.raises(ws.ModuleFailure, match="does not exist; create it first"):
+        ws.run(params(wheel, tmp_path / "no" / "uv"), check_mode=False)
+
+
+def test_dest_is_a_directory(wheel, tmp_path):
+    (tmp_path / "uv").mkdir()
+    with pytest.raises(ws.ModuleFailure, match="is a directory"):
+        ws.run(params(wheel, tmp_path / "uv"), check_mode=False)
+
+
+def test_corrupt_member_leaves_dest_and_no_temp_file(tmp_path):
+    wheel = make_wheel(tmp_path / "uv.whl", {MEMBER: BINARY})
+    data = bytearray(wheel.read_bytes())
+    start = data.index(b"uv-0.13.9.data/scripts/uv") + 200  # inside the compressed member
+    data[start : start + 64] = bytes(64)
+    wheel.write_bytes(bytes(data))
+    dest = tmp_path / "uv"
+    dest.write_bytes(b"old uv")
+    with pytest.raises(ws.ModuleFailure, match="damaged"):
+        ws.run(params(wheel, dest), check_mode=False)
+    assert dest.read_bytes() == b"old uv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["uv", "uv.whl"]
+
+
+def test_failed_write_leaves_no_temp_file(wheel, tmp_path, monkeypatch):
+    dest = tmp_path / "uv"
+    dest.write_bytes(b"old uv")
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ws.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        ws.run(params(wheel, dest), check_mode=False)
+    assert dest.read_bytes() == b"old uv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["uv", "uv.whl"]
+
+
+# --------------------------------------------------------------------------------------------
+# End to end through ansible-playbook
+# --------------------------------------------------------------------------------------------
+
+
+def playbook(tmp_path: Path, tasks: list[dict]) -> subprocess.CompletedProcess[str]:
+    play = tmp_path / "play.yml"
+    play.write_text(json.dumps([{"name": "Exercise crpbot_wheel_script", "hosts": "localhost",
+                                 "gather_facts": False, "tasks": tasks}]))
+    interpreter = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(json.dumps({"all": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": interpreter}}}}))
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+        "ANSIBLE_REMOTE_TMP": str(tmp_path / "ansible-remote"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
+    return subprocess.run(  # noqa: S603
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(play)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
+def test_module_end_to_end(wheel, tmp_path):
+    dest = tmp_path / "bin" / "uv"
+    dest.parent.mkdir()
+    results = tmp_path / "results.json"
+    args = {"wheel": str(wheel), "member": MEMBER, "dest": str(dest)}
+    tasks = [
+        {"name": "Check", "crpbot_wheel_script": args, "check_mode": True, "diff": True, "register": "r_check"},
+        {"name": "Install", "crpbot_wheel_script": args, "diff": True, "register": "r_install"},
+        {"name": "Again", "crpbot_wheel_script": args, "register": "r_again"},
+        {"name": "Bad mode", "crpbot_wheel_script": {**args, "mode": "rwx"}, "register": "r_bad",
+         "ignore_errors": True},
+        {"name": "Save", "ansible.builtin.copy": {
+            "content": "{{ {'check': r_check, 'install': r_install, 'again': r_again, 'bad': r_bad} | to_json }}",
+            "dest": str(results), "mode": "0600"}},
+    ]
+    done = playbook(tmp_path, tasks)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
+    r = json.loads(results.read_text())
+    assert r["check"]["changed"] and r["check"]["action"] == "installed"
+    assert r["check"]["diff"]["before"] == "" and sha(BINARY) in r["check"]["diff"]["after"]
+    assert r["install"]["changed"] and r["install"]["mode"] == "0755"
+    assert not r["again"]["changed"] and r["again"]["action"] == "none"
+    assert r["bad"]["failed"] and "octal" in r["bad"]["msg"]
+    assert dest.read_bytes() == BINARY and mode_of(dest) == 0o755
+
+
+def test_ansible_doc_renders(tmp_path):
+    done = subprocess.run(  # noqa: S603
+        [str(Path(sys.executable).parent / "ansible-doc"), "-t", "module", "crpbot_wheel_script"],
+        cwd=REPO,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_LOCAL_TEMP": str(tmp_path)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "crpbot_wheel_script" in done.stdout and "replaced" in done.stdout
+    assert "WARNING" not in done.stderr
