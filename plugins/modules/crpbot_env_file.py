@@ -184,13 +184,7 @@ backup_file:
   sample: /home/numan/crpbot/.env.20250101T120000.bak
 """
 
-import grp
 import os
-import pwd
-import re
-import stat
-import tempfile
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.crpbot_env import (
@@ -203,10 +197,15 @@ from ansible.module_utils.crpbot_env import (
     parse_env,
     render,
 )
-
-
-class ModuleFailure(Exception):
-    """A failure whose message is safe to show (names paths, options and keys only)."""
+from ansible.module_utils.crpbot_files import (
+    ModuleFailure,
+    apply,
+    parse_mode,
+    plan_write,
+    read_existing,
+    resolve_gid,
+    resolve_uid,
+)
 
 
 def settings(option, given):
@@ -235,64 +234,6 @@ def managed_settings(values, secrets):
                 )
             seen[key.lower()] = (option, key)
     return {**values, **secrets}
-
-
-def parse_mode(mode):
-    if isinstance(mode, bool):
-        mode = None
-    elif isinstance(mode, int):
-        pass
-    elif isinstance(mode, str) and re.fullmatch(r"(?:0o)?[0-7]{3,4}", mode):
-        mode = int(mode.removeprefix("0o"), 8)
-    else:
-        mode = None
-    if mode is None or not 0 <= mode <= 0o7777:
-        raise ModuleFailure('mode must be an octal string such as "0600" (quoted in YAML) or an integer')
-    return mode
-
-
-def resolve_uid(owner):
-    if owner is None:
-        return None
-    if owner.isdigit():
-        return int(owner)
-    try:
-        return pwd.getpwnam(owner).pw_uid
-    except KeyError:
-        raise ModuleFailure(f"owner {owner} does not exist on this host") from None
-
-
-def resolve_gid(group):
-    if group is None:
-        return None
-    if group.isdigit():
-        return int(group)
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise ModuleFailure(f"group {group} does not exist on this host") from None
-
-
-def read_existing(path):
-    """Return (bytes, stat) of the existing file, or (None, None) when it does not exist."""
-    parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        raise ModuleFailure(
-            f"the directory {parent} of {path} does not exist; create it first (this module does not manage it)"
-        )
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None, None
-    if stat.S_ISLNK(st.st_mode):
-        raise ModuleFailure(f"{path} is a symbolic link; point path at the file itself")
-    if not stat.S_ISREG(st.st_mode):
-        raise ModuleFailure(f"{path} exists but is not a regular file")
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(), st
-    except OSError as exc:
-        raise ModuleFailure(f"could not read {path}: {exc.strerror}") from None
 
 
 def make_plan(params):
@@ -325,23 +266,10 @@ def make_plan(params):
         raise ModuleFailure(f"{path}: {exc}") from None
     new_text = render(new_lines)
 
-    if st is not None:
-        uid = st.st_uid if uid is None else uid
-        gid = st.st_gid if gid is None else gid
-    content_changed = old_bytes is None or new_text != old_text
-    attrs_changed = st is not None and (stat.S_IMODE(st.st_mode) != mode or st.st_uid != uid or st.st_gid != gid)
     previous = effective_values(old_lines)
     touched = set(report["changed"]) | set(report["added"])
     return {
-        "path": path,
-        "old_bytes": old_bytes,
-        "old_stat": st,
-        "new_bytes": new_text.encode("utf-8"),
-        "content_changed": content_changed,
-        "attrs_changed": attrs_changed,
-        "mode": mode,
-        "uid": uid,
-        "gid": gid,
+        **plan_write(path, old_bytes, st, new_text.encode("utf-8"), mode, uid, gid),
         "report": report,
         "previous_values": {key: previous.get(key.lower()) for key in values if key in touched},
         "diff": {
@@ -351,79 +279,6 @@ def make_plan(params):
             "after": mask_for_diff(new_lines, values),
         },
     }
-
-
-def _fsync_dir(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_backup(path, data, st):
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime())
-    number = 0
-    while True:
-        candidate = f"{path}.{stamp}.bak" if number == 0 else f"{path}.{stamp}-{number}.bak"
-        try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            break
-        except FileExistsError:
-            number += 1
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-                os.fchown(handle.fileno(), st.st_uid, st.st_gid)
-            os.fchmod(handle.fileno(), 0o600)
-    except BaseException:
-        os.unlink(candidate)
-        raise
-    return candidate
-
-
-def write_atomically(path, data, mode, uid, gid):
-    directory, name = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)  # created 0600
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-            if uid is not None or gid is not None:
-                os.fchown(handle.fileno(), -1 if uid is None else uid, -1 if gid is None else gid)
-            os.fchmod(handle.fileno(), mode)  # after chown, which may clear set-id bits
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
-
-
-def fix_attributes(path, mode, uid, gid, st):
-    if st.st_uid != uid or st.st_gid != gid:
-        os.chown(path, uid, gid, follow_symlinks=False)
-    os.chmod(path, mode)
-
-
-def apply(plan, backup):
-    """Carry out the plan; return the backup path (or None)."""
-    path = plan["path"]
-    backup_file = None
-    try:
-        if plan["content_changed"]:
-            if backup and plan["old_bytes"] is not None:
-                backup_file = write_backup(path, plan["old_bytes"], plan["old_stat"])
-            write_atomically(path, plan["new_bytes"], plan["mode"], plan["uid"], plan["gid"])
-        elif plan["attrs_changed"]:
-            fix_attributes(path, plan["mode"], plan["uid"], plan["gid"], plan["old_stat"])
-    except OSError as exc:
-        raise ModuleFailure(f"could not write {exc.filename or path}: {exc.strerror}") from None
-    return backup_file
 
 
 def main():

@@ -1,0 +1,180 @@
+# -*- coding: utf-8 -*-
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Writing files that hold secrets (stdlib only; runs on the target's python3).
+
+The DESIGN contract for files with secrets: written atomically (a temporary file in the same
+directory, created ``0600``, fsync, chown, chmod, rename), owned by the host user, with the
+previous version kept as a ``0600`` backup when the content changes.  Every message produced
+here names paths, owners and modes only, never file content.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import stat
+import tempfile
+import time
+
+
+class ModuleFailure(Exception):
+    """A failure whose message is safe to show (names paths, options and keys only)."""
+
+
+def parse_mode(mode):
+    if isinstance(mode, bool):
+        mode = None
+    elif isinstance(mode, int):
+        pass
+    elif isinstance(mode, str) and re.fullmatch(r"(?:0o)?[0-7]{3,4}", mode):
+        mode = int(mode.removeprefix("0o"), 8)
+    else:
+        mode = None
+    if mode is None or not 0 <= mode <= 0o7777:
+        raise ModuleFailure('mode must be an octal string such as "0600" (quoted in YAML) or an integer')
+    return mode
+
+
+def resolve_uid(owner):
+    if owner is None:
+        return None
+    if owner.isdigit():
+        return int(owner)
+    try:
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        raise ModuleFailure(f"owner {owner} does not exist on this host") from None
+
+
+def resolve_gid(group):
+    if group is None:
+        return None
+    if group.isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ModuleFailure(f"group {group} does not exist on this host") from None
+
+
+def read_existing(path):
+    """Return (bytes, stat) of the existing file, or (None, None) when it does not exist."""
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        raise ModuleFailure(
+            f"the directory {parent} of {path} does not exist; create it first (this module does not manage it)"
+        )
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None, None
+    if stat.S_ISLNK(st.st_mode):
+        raise ModuleFailure(f"{path} is a symbolic link; point path at the file itself")
+    if not stat.S_ISREG(st.st_mode):
+        raise ModuleFailure(f"{path} exists but is not a regular file")
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(), st
+    except OSError as exc:
+        raise ModuleFailure(f"could not read {path}: {exc.strerror}") from None
+
+
+def plan_write(path, old_bytes, st, new_bytes, mode, uid, gid):
+    """What writing ``new_bytes`` to ``path`` would change, computed without writing anything.
+
+    ``old_bytes``/``st`` come from :func:`read_existing`.  An owner or group not given (None)
+    is kept from the existing file.  The content changes when the file is missing or its bytes
+    differ; the attributes change when an existing file's mode, owner or group differ.
+    """
+    if st is not None:
+        uid = st.st_uid if uid is None else uid
+        gid = st.st_gid if gid is None else gid
+    content_changed = old_bytes is None or new_bytes != old_bytes
+    attrs_changed = st is not None and (stat.S_IMODE(st.st_mode) != mode or st.st_uid != uid or st.st_gid != gid)
+    return {
+        "path": path,
+        "old_bytes": old_bytes,
+        "old_stat": st,
+        "new_bytes": new_bytes,
+        "content_changed": content_changed,
+        "attrs_changed": attrs_changed,
+        "mode": mode,
+        "uid": uid,
+        "gid": gid,
+    }
+
+
+def _fsync_dir(directory):
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_backup(path, data, st):
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime())
+    number = 0
+    while True:
+        candidate = f"{path}.{stamp}.bak" if number == 0 else f"{path}.{stamp}-{number}.bak"
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            break
+        except FileExistsError:
+            number += 1
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                os.fchown(handle.fileno(), st.st_uid, st.st_gid)
+            os.fchmod(handle.fileno(), 0o600)
+    except BaseException:
+        os.unlink(candidate)
+        raise
+    return candidate
+
+
+def write_atomically(path, data, mode, uid, gid):
+    directory, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)  # created 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+            if uid is not None or gid is not None:
+                os.fchown(handle.fileno(), -1 if uid is None else uid, -1 if gid is None else gid)
+            os.fchmod(handle.fileno(), mode)  # after chown, which may clear set-id bits
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def fix_attributes(path, mode, uid, gid, st):
+    if st.st_uid != uid or st.st_gid != gid:
+        os.chown(path, uid, gid, follow_symlinks=False)
+    os.chmod(path, mode)
+
+
+def apply(plan, backup):
+    """Carry out a plan of :func:`plan_write`; return the backup path (or None)."""
+    path = plan["path"]
+    backup_file = None
+    try:
+        if plan["content_changed"]:
+            if backup and plan["old_bytes"] is not None:
+                backup_file = write_backup(path, plan["old_bytes"], plan["old_stat"])
+            write_atomically(path, plan["new_bytes"], plan["mode"], plan["uid"], plan["gid"])
+        elif plan["attrs_changed"]:
+            fix_attributes(path, plan["mode"], plan["uid"], plan["gid"], plan["old_stat"])
+    except OSError as exc:
+        raise ModuleFailure(f"could not write {exc.filename or path}: {exc.strerror}") from None
+    return backup_file
