@@ -67,6 +67,8 @@ options:
     default: true
 notes:
   - Supports check mode with an honest prediction (nothing is written) and diff mode (content hidden).
+    In check mode a missing parent directory is not an error (an earlier task would create it);
+    the file is predicted as new.
 seealso:
   - module: crpbot_env_file
 """
@@ -133,8 +135,12 @@ def describe(data, mode, uid, gid, state):
     return f"({label}, {len(data)} bytes)\nmode {mode:04o}\nowner {uid}\ngroup {gid}\n"
 
 
-def make_plan(params):
-    """Everything the module would do, computed without writing anything."""
+def make_plan(params, check_mode=False):
+    """Everything the module would do, computed without writing anything.
+
+    In check mode a missing parent directory is taken as one an earlier task would have created
+    (e.g. ``~/.aws`` on a fresh host): the file is predicted as new instead of failing.
+    """
     path = params["path"]
     if not os.path.isabs(path):
         raise ModuleFailure(f"path must be absolute, got {path}")
@@ -148,7 +154,10 @@ def make_plan(params):
     mode = parse_mode(params["mode"])
     uid = resolve_uid(params["owner"])
     gid = resolve_gid(params["group"])
-    old_bytes, st = read_existing(path)
+    if check_mode and not os.path.isdir(os.path.dirname(path)):
+        old_bytes, st = None, None
+    else:
+        old_bytes, st = read_existing(path)
     plan = plan_write(path, old_bytes, st, new_bytes, mode, uid, gid)
     new_uid = os.geteuid() if plan["uid"] is None else plan["uid"]
     new_gid = os.getegid() if plan["gid"] is None else plan["gid"]
@@ -176,7 +185,7 @@ def main():
     )
     path = module.params["path"]
     try:
-        plan = make_plan(module.params)
+        plan = make_plan(module.params, module.check_mode)
         backup_file = None
         if not module.check_mode:
             backup_file = apply(plan, module.params["backup"])

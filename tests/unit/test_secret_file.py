@@ -59,6 +59,13 @@ def test_plan_of_a_new_file(module, tmp_path):
     assert not (tmp_path / "pw").exists()
 
 
+def test_check_mode_predicts_a_file_in_a_missing_dir(module, tmp_path):
+    with pytest.raises(module.ModuleFailure, match="does not exist"):
+        module.make_plan(params(tmp_path / "nodir" / "pw"))
+    plan = module.make_plan(params(tmp_path / "nodir" / "pw"), check_mode=True)
+    assert plan["content_changed"] and plan["old_bytes"] is None
+
+
 def test_plan_of_an_unchanged_file_with_a_loose_mode(module, tmp_path):
     path = tmp_path / "pw"
     path.write_text(SECRET)
