@@ -1,0 +1,259 @@
+"""Tests of the crpbot_secret_file module (plugins/modules/crpbot_secret_file.py) and its shared
+writer (plugins/module_utils/crpbot_files.py): pure planning, then end to end through
+ansible-playbook on the local connection with a one-host YAML inventory, at -vvv with --diff."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MODULE = REPO / "plugins" / "modules" / "crpbot_secret_file.py"
+FILES = REPO / "plugins" / "module_utils" / "crpbot_files.py"
+
+SECRET = "Sf7 s3cret p@ss:w/rd#?%&'\"$HOME\\"
+SECRET2 = "Sf8-second-secret-value-0099\n"
+OLD = "Of3-old-secret-on-disk\n"
+
+
+@pytest.fixture
+def module():
+    spec = importlib.util.spec_from_file_location("crpbot_secret_file_under_test", MODULE)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+def params(path, **changes):
+    result = dict(path=str(path), content=SECRET, owner=None, group=None, mode="0600", backup=True)
+    result.update(changes)
+    return result
+
+
+@pytest.mark.parametrize("path", [MODULE, FILES], ids=["module", "module_utils"])
+def test_only_stdlib_and_ansible_module_utils_are_imported(path):
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            imported.add(node.module)
+    for name in imported:
+        assert name.split(".")[0] in sys.stdlib_module_names or name.startswith("ansible.module_utils."), name
+
+
+def test_plan_of_a_new_file(module, tmp_path):
+    plan = module.make_plan(params(tmp_path / "pw"))
+    assert plan["content_changed"] and not plan["attrs_changed"]
+    assert plan["new_bytes"] == SECRET.encode()
+    assert plan["diff"]["before"] == ""
+    assert plan["diff"]["after"].startswith(f"(secret content, changed, {len(SECRET.encode())} bytes)\nmode 0600\n")
+    assert not (tmp_path / "pw").exists()
+
+
+def test_check_mode_predicts_a_file_in_a_missing_dir(module, tmp_path):
+    with pytest.raises(module.ModuleFailure, match="does not exist"):
+        module.make_plan(params(tmp_path / "nodir" / "pw"))
+    plan = module.make_plan(params(tmp_path / "nodir" / "pw"), check_mode=True)
+    assert plan["content_changed"] and plan["old_bytes"] is None
+
+
+def test_plan_of_an_unchanged_file_with_a_loose_mode(module, tmp_path):
+    path = tmp_path / "pw"
+    path.write_text(SECRET)
+    path.chmod(0o644)
+    plan = module.make_plan(params(path))
+    assert not plan["content_changed"] and plan["attrs_changed"]
+    assert plan["diff"]["before"].startswith(f"(secret content, {len(SECRET.encode())} bytes)\nmode 0644\n")
+    assert plan["diff"]["after"].startswith("(secret content, unchanged,")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_plan_diff_never_holds_content_or_a_hash(module, tmp_path):
+    import hashlib
+
+    path = tmp_path / "pw"
+    path.write_text(OLD)
+    plan = module.make_plan(params(path, content=SECRET2))
+    text = plan["diff"]["before"] + plan["diff"]["after"]
+    for value in (OLD, SECRET2, OLD.strip(), SECRET2.strip()):
+        assert value not in text
+        for algo in ("md5", "sha1", "sha256"):
+            assert hashlib.new(algo, value.encode()).hexdigest()[:6] not in text
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"path": "relative/pw"}, "path must be absolute"),
+        ({"mode": "u=rw"}, "mode must be"),
+        ({"owner": "no-such-user-crpbot"}, "owner no-such-user-crpbot does not exist"),
+        ({"group": "no-such-group-crpbot"}, "group no-such-group-crpbot does not exist"),
+        ({"content": "bad\ud800"}, "is not valid Unicode"),
+    ],
+)
+def test_plan_refuses_bad_input_without_naming_content(module, tmp_path, changes, reason):
+    with pytest.raises(module.ModuleFailure, match=reason) as caught:
+        module.make_plan({**params(tmp_path / "pw"), **changes})
+    assert SECRET not in str(caught.value)
+
+
+def test_plan_refuses_links_dirs_and_missing_parents(module, tmp_path):
+    (tmp_path / "real").write_text(OLD)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "dir").mkdir()
+    cases = {"link": "is a symbolic link", "dir": "is not a regular file", "nodir/pw": "does not exist; create it"}
+    for name, reason in cases.items():
+        with pytest.raises(module.ModuleFailure, match=reason):
+            module.make_plan(params(tmp_path / name))
+
+
+# --------------------------------------------------------------------------------------------
+# End to end: ansible-playbook, local connection, the host's system python3
+# --------------------------------------------------------------------------------------------
+
+
+def ansible_env(tmp_path: Path) -> dict:
+    result = dict(os.environ)
+    result.update(
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
+        ANSIBLE_REMOTE_TMP=str(tmp_path / "ansible-remote"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_RETRY_FILES_ENABLED="0",
+    )
+    return result
+
+
+def bin_path(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def test_ansible_doc_renders(tmp_path):
+    done = subprocess.run(
+        [bin_path("ansible-doc"), "-t", "module", "crpbot_secret_file"],
+        cwd=REPO, env=ansible_env(tmp_path), capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "crpbot_secret_file" in done.stdout and "backup_file" in done.stdout
+    assert "ERROR" not in done.stderr
+
+
+def playbook(tmp_path: Path, path: Path) -> Path:
+    write = {"path": str(path), "content": SECRET}
+    results = tmp_path / "results.json"
+    # The tasks carry no no_log on purpose: the module's own no_log on content must be enough.
+    tasks = [
+        {"name": "Predict the first write", "crpbot_secret_file": write, "check_mode": True, "register": "predicted"},
+        {"name": "Stat after the prediction", "ansible.builtin.stat": {"path": str(path)}, "register": "after_check"},
+        {"name": "Write", "crpbot_secret_file": write, "register": "first"},
+        {"name": "Write again", "crpbot_secret_file": write, "register": "second"},
+        {"name": "Loosen the mode by hand", "ansible.builtin.file": {"path": str(path), "mode": "0644"}},
+        {"name": "Fix the mode only", "crpbot_secret_file": write, "register": "mode_fix"},
+        {
+            "name": "Predict a change of content",
+            "crpbot_secret_file": {**write, "content": SECRET2},
+            "check_mode": True,
+            "register": "predicted_change",
+        },
+        {"name": "Change the content", "crpbot_secret_file": {**write, "content": SECRET2}, "register": "changed"},
+        {
+            "name": "Change it back without a backup",
+            "crpbot_secret_file": {**write, "backup": False},
+            "register": "no_backup",
+        },
+        {
+            "name": "Refuse a missing parent directory",
+            "crpbot_secret_file": {"path": str(tmp_path / "missing" / "pw"), "content": SECRET},
+            "register": "no_parent",
+            "ignore_errors": True,
+        },
+        {
+            "name": "Save the results",
+            "ansible.builtin.copy": {
+                "content": "{{ {'predicted': predicted, 'after_check': after_check, 'first': first, 'second': second,"
+                " 'mode_fix': mode_fix, 'predicted_change': predicted_change, 'changed': changed,"
+                " 'no_backup': no_backup, 'no_parent': no_parent} | to_nice_json }}",
+                "dest": str(results),
+                "mode": "0600",
+            },
+        },
+    ]
+    play = [{"name": "Exercise crpbot_secret_file", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
+    playbook_path = tmp_path / "play.yml"
+    playbook_path.write_text(json.dumps(play, indent=2))  # JSON is YAML
+    return playbook_path
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("e2e")
+    workdir = tmp_path / "home"
+    workdir.mkdir()
+    path = workdir / "pw"
+    interpreter = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        json.dumps(
+            {"all": {"hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": interpreter}}}}
+        )
+    )
+    done = subprocess.run(
+        [bin_path("ansible-playbook"), "-i", str(inventory), "--diff", "-vvv", str(playbook(tmp_path, path))],
+        cwd=REPO, env=ansible_env(tmp_path), capture_output=True, text=True, timeout=600,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-5000:]
+    return {"output": output, "results": json.loads((tmp_path / "results.json").read_text()), "path": path,
+            "workdir": workdir}
+
+
+def test_e2e_check_mode_predicts_and_writes_nothing(e2e):
+    results = e2e["results"]
+    assert results["predicted"]["changed"] and results["predicted"]["content_changed"]
+    assert not results["after_check"]["stat"]["exists"]
+    assert results["predicted_change"]["changed"] and "backup_file" not in results["predicted_change"]
+
+
+def test_e2e_writes_exact_content_0600(e2e):
+    results = e2e["results"]
+    assert results["first"]["changed"] and "backup_file" not in results["first"]
+    assert results["first"]["size"] == len(SECRET.encode())
+    assert not results["second"]["changed"]
+    assert results["mode_fix"]["changed"] and not results["mode_fix"]["content_changed"]
+    assert e2e["path"].read_text() == SECRET  # the last task put it back, byte for byte
+    assert stat.S_IMODE(e2e["path"].stat().st_mode) == 0o600
+
+
+def test_e2e_backup_is_0600_and_holds_the_previous_content(e2e):
+    backup = Path(e2e["results"]["changed"]["backup_file"])
+    assert backup.parent == e2e["workdir"] and backup.name.startswith("pw.") and backup.name.endswith(".bak")
+    assert backup.read_text() == SECRET
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert "backup_file" not in e2e["results"]["no_backup"]
+    assert sorted(p.name for p in e2e["workdir"].iterdir()) == sorted(["pw", backup.name])  # no temp files left
+
+
+def test_e2e_failure_names_the_path(e2e):
+    failed = e2e["results"]["no_parent"]
+    assert failed["failed"] and "missing" in failed["msg"] and "does not exist" in failed["msg"]
+
+
+def test_e2e_diff_hides_the_content(e2e):
+    output = e2e["output"]
+    assert "(secret content, changed," in output and "(secret content, unchanged," in output
+
+
+def test_e2e_output_never_contains_a_secret(e2e):
+    output = e2e["output"] + json.dumps(e2e["results"])
+    for value in (SECRET, SECRET2, SECRET2.strip(), "Sf7 s3cret", "Sf8-second"):
+        assert value not in output, value
