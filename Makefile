@@ -26,7 +26,6 @@ $(VENV)/.synced: pyproject.toml uv.lock
 
 demo: setup  ## Bring up the sandbox hosts and converge them with site.yml, twice (the second run shows changed=0)
 	python -m tests.testbed up
-	ansible-playbook -i $(SANDBOX) molecule/shared/prepare.yml
 	ansible-playbook -i $(SANDBOX) site.yml --diff
 	ansible-playbook -i $(SANDBOX) site.yml
 

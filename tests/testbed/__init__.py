@@ -470,6 +470,8 @@ def render_inventory(state: dict[str, Any]) -> str:
         f"  crpbot_s3_endpoint_url: {_yaml_scalar(state['moto']['endpoint'])}",
         "  # The sandbox's PostgreSQL has no TLS; real RDS keeps the default sslmode=require.",
         '  crpbot_env_db_sslmode: ""',
+        "  # uv checks TLS with its own roots; the machine's proxy CA is only in the system store.",
+        "  crpbot_uv_native_tls: true",
         "hosts:",
     ]
     for name, host in state["hosts"].items():
