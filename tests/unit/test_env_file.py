@@ -21,6 +21,8 @@ from pathlib import Path
 
 import dotenv
 import pytest
+
+from tests.ansible_run import ansible_env, bin_path
 from dotenv.parser import parse_stream
 from sqlalchemy.engine import make_url
 
@@ -623,37 +625,6 @@ def test_module_plan_predicts_without_writing(module, tmp_path):
     assert plan["previous_values"] == {"RUNTIME_MODE": "live"}
     assert "Tx2-token" not in plan["diff"]["after"] and "Hx2-hand" not in plan["diff"]["after"]
     assert path.read_text() == "RUNTIME_MODE=live\nHAND=Hx2-hand\n"
-
-
-def ansible_env(tmp_path: Path) -> dict:
-    result = dict(os.environ)
-    result.update(
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
-        ANSIBLE_REMOTE_TMP=str(tmp_path / "ansible-remote"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-    )
-    return result
-
-
-def bin_path(name: str) -> str:
-    return str(Path(sys.executable).parent / name)
-
-
-def test_ansible_doc_renders(tmp_path):
-    done = subprocess.run(
-        [bin_path("ansible-doc"), "-t", "module", "crpbot_env_file"],
-        cwd=REPO,
-        env=ansible_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "crpbot_env_file" in done.stdout and "backup_file" in done.stdout
-    assert "ERROR" not in done.stderr
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ansible_run import ansible_env, bin_path
+
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "plugins" / "modules" / "crpbot_secret_file.py"
 FILES = REPO / "plugins" / "module_utils" / "crpbot_files.py"
@@ -119,33 +121,6 @@ def test_plan_refuses_links_dirs_and_missing_parents(module, tmp_path):
 # --------------------------------------------------------------------------------------------
 # End to end: ansible-playbook, local connection, the host's system python3
 # --------------------------------------------------------------------------------------------
-
-
-def ansible_env(tmp_path: Path) -> dict:
-    result = dict(os.environ)
-    result.update(
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
-        ANSIBLE_REMOTE_TMP=str(tmp_path / "ansible-remote"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-        ANSIBLE_RETRY_FILES_ENABLED="0",
-    )
-    return result
-
-
-def bin_path(name: str) -> str:
-    return str(Path(sys.executable).parent / name)
-
-
-def test_ansible_doc_renders(tmp_path):
-    done = subprocess.run(
-        [bin_path("ansible-doc"), "-t", "module", "crpbot_secret_file"],
-        cwd=REPO, env=ansible_env(tmp_path), capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "crpbot_secret_file" in done.stdout and "backup_file" in done.stdout
-    assert "ERROR" not in done.stderr
 
 
 def playbook(tmp_path: Path, path: Path) -> Path:
