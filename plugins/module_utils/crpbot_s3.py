@@ -73,14 +73,16 @@ def glob_to_regex(pattern):
 
 
 def compile_rules(rules):
-    """Ordered rules from ``[{'include': glob} | {'exclude': glob}, ...]``.
+    """Ordered rules from ``[{'include': glob} | {'exclude': glob} | '+ glob' | '- glob', ...]``.
 
     Returns a list of ``(include: bool, anchored: bool, regex, glob)``.
     """
     compiled = []
     for index, rule in enumerate(rules or []):
+        if isinstance(rule, str) and rule[:2] in ("+ ", "- "):
+            rule = {"include" if rule[0] == "+" else "exclude": rule[2:].strip()}
         if not isinstance(rule, dict) or len(rule) != 1 or next(iter(rule)) not in ("include", "exclude"):
-            raise ModuleFailure(f"filters[{index}] must be a dict with exactly one key, include or exclude")
+            raise ModuleFailure(f"filters[{index}] must be a dict with exactly one key, include or exclude, or a string '+ GLOB' / '- GLOB'")
         kind, glob = next(iter(rule.items()))
         if not isinstance(glob, str) or not glob.strip("/"):
             raise ModuleFailure(f"filters[{index}].{kind} must be a non-empty glob string")

@@ -63,9 +63,11 @@ options:
     type: path
     required: true
   filters:
-    description: Ordered include/exclude glob rules (see the description).
+    description:
+      - Ordered include/exclude glob rules (see the description), each C({include: GLOB}),
+        C({exclude: GLOB}), or the short strings C(+ GLOB) / C(- GLOB).
     type: list
-    elements: dict
+    elements: raw
     default: []
   delete:
     description: Delete files (pull, local) or keys (push, under the prefix) that the other side lacks.
@@ -220,7 +222,7 @@ def main():
             bucket=dict(type="str", required=True),
             prefix=dict(type="str", default=""),
             local_dir=dict(type="path", required=True),
-            filters=dict(type="list", elements="dict", default=[]),
+            filters=dict(type="list", elements="raw", default=[]),
             delete=dict(type="bool", default=False),
             max_deletes=dict(type="int", default=0),
             workers=dict(type="int", default=16),

@@ -80,6 +80,8 @@ def test_first_matching_rule_wins_and_no_include_means_everything():
     only_exclude = s3.compile_rules([{"exclude": "*.tmp"}])
     assert s3.selected(only_exclude, "ETH-USD/a.parquet")
     assert s3.selected([], "anything/at/all")
+    short = s3.compile_rules(["- *.tmp", "+ BTC-USD*"])
+    assert s3.selected(short, "BTC-USD/a") and not s3.selected(short, "BTC-USD/a.tmp")
 
 
 def test_anchored_glob_and_double_star():
