@@ -533,8 +533,8 @@ class Sync:
                     self.client.download_fileobj(self.bucket, key, handle, Config=self.config)
                     handle.flush()
                     sha = md5 = None
-                handle.flush()
-                os.fsync(handle.fileno())
+                # No fsync: the rename is atomic against a killed run; after a power loss a short
+                # file has another size than its record and is fetched again.
             if sha is None:
                 sha, md5 = file_hashes(tmp)
             size = os.path.getsize(tmp)
