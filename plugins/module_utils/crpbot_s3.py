@@ -340,23 +340,46 @@ def diff_text(items):
 
 # --- remote listing ---------------------------------------------------------------------------
 
-def list_remote(client, bucket, prefix):
-    """``{rel: {'size', 'etag', 'mtime'}}`` of the objects under the slash-bounded prefix."""
+def _objects(page, prefix, remote):
+    for obj in page.get("Contents", []):
+        key = obj["Key"]
+        if not key.startswith(prefix) or key.endswith("/"):
+            continue
+        remote[key[len(prefix):]] = {
+            "size": obj["Size"],
+            "etag": strip_etag(obj.get("ETag")),
+            "mtime": obj["LastModified"].timestamp(),
+        }
+
+
+def _list_under(client, bucket, list_prefix, prefix):
     remote = {}
-    paginator = client.get_paginator("list_objects_v2")
     kwargs = {"Bucket": bucket}
+    if list_prefix:
+        kwargs["Prefix"] = list_prefix
+    for page in client.get_paginator("list_objects_v2").paginate(**kwargs):
+        _objects(page, prefix, remote)
+    return remote
+
+
+def list_remote(client, bucket, prefix, pool=None):
+    """``{rel: {'size', 'etag', 'mtime'}}`` of the objects under the slash-bounded prefix.
+
+    With a thread pool, one delimited listing finds the first-level sub-prefixes (e.g. one per
+    symbol) and those are listed in parallel; otherwise one paginated listing.
+    """
+    if pool is None:
+        return _list_under(client, bucket, prefix, prefix)
+    remote = {}
+    subprefixes = []
+    kwargs = {"Bucket": bucket, "Delimiter": "/"}
     if prefix:
         kwargs["Prefix"] = prefix
-    for page in paginator.paginate(**kwargs):
-        for obj in page.get("Contents", []):
-            key = obj["Key"]
-            if not key.startswith(prefix) or key.endswith("/"):
-                continue
-            remote[key[len(prefix):]] = {
-                "size": obj["Size"],
-                "etag": strip_etag(obj.get("ETag")),
-                "mtime": obj["LastModified"].timestamp(),
-            }
+    for page in client.get_paginator("list_objects_v2").paginate(**kwargs):
+        _objects(page, prefix, remote)
+        subprefixes.extend(common["Prefix"] for common in page.get("CommonPrefixes", []))
+    for part in pool.map(lambda sub: _list_under(client, bucket, sub, prefix), subprefixes):
+        remote.update(part)
     return remote
 
 
@@ -398,13 +421,13 @@ class Sync:
             raise ModuleFailure(f"local_dir {self.root} does not exist or is not a directory; nothing to push")
         if direction == "pull" and os.path.exists(self.root) and not os.path.isdir(self.root):
             raise ModuleFailure(f"local_dir {self.root} exists and is not a directory")
-        remote = list_remote(self.client, self.bucket, self.prefix)
-        if os.path.isdir(self.root):
-            local, stale = walk_local(self.root)
-        else:
-            local, stale = {}, []
-        state, records = load_state(self.root, self.target)
         with ThreadPoolExecutor(max_workers=self.p.get("workers", 16)) as pool:
+            remote = list_remote(self.client, self.bucket, self.prefix, pool)
+            if os.path.isdir(self.root):
+                local, stale = walk_local(self.root)
+            else:
+                local, stale = {}, []
+            state, records = load_state(self.root, self.target)
             if direction == "push":
                 items, refreshed = plan_push(local, remote, records, self.rules, self.p.get("delete", False),
                                              self.hasher, self.head_sha)
