@@ -343,7 +343,7 @@ def moto_server():
     server.stop()
 
 
-def playbook(tmp_path, task, check=False):
+def playbook(tmp_path, task, check=False, credentials=True):
     results = tmp_path / "result.json"
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
         dict(task, register="crpbot_s3_result", ignore_errors=True),
@@ -354,6 +354,9 @@ def playbook(tmp_path, task, check=False):
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
     env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent")
+    if not credentials:
+        env = {key: value for key, value in env.items() if not key.startswith("AWS_ACCESS") and "SECRET" not in key}
+        env["AWS_EC2_METADATA_DISABLED"] = "true"
     args = [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")]
     if check:
         args += ["--check", "--diff"]
@@ -384,6 +387,11 @@ def test_module_end_to_end(moto_server, tmp_path):
     missing = {"crpbot_s3_transfer": dict(task["crpbot_s3_transfer"], bucket="nope")}
     failed = playbook(tmp_path, missing)
     assert failed["failed"] and "bucket nope does not exist" in failed["msg"]
+    nocreds = playbook(tmp_path, task, credentials=False)
+    assert nocreds["failed"] and "no AWS credentials found" in nocreds["msg"]
+    nodir = {"crpbot_s3_transfer": dict(task["crpbot_s3_transfer"], local_dir=str(tmp_path / "absent"))}
+    failed = playbook(tmp_path, nodir)
+    assert failed["failed"] and "absent does not exist" in failed["msg"]
 
 
 # --- the role's guard -----------------------------------------------------------------------------
