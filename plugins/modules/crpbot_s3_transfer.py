@@ -11,7 +11,7 @@ module: crpbot_s3_transfer
 short_description: Push a local dir to an S3 prefix or pull a prefix into a local dir, exactly and safely
 description:
   - >-
-    One-way sync between O(local_dir) and C(s3://O(bucket)/O(prefix)/), in the O(direction) given,
+    One-way sync between O(local_dir) and C(s3://<bucket>/<prefix>/), in the O(direction) given,
     on boto3 on the target host (run it with an interpreter that has boto3, e.g. the project's venv).
   - >-
     B(Prefixes are slash-bounded.) O(prefix=models) means C(models/); C(models-old/) is never listed,
@@ -31,7 +31,9 @@ description:
     the record is hashed; an object whose ETag differs from the record is fetched, even when its size and
     time look the same. Push stores the SHA-256 in the object metadata C(crpbot-sha256).
   - >-
-    B(Pull never writes to S3.) It only lists and gets. Extra local files are deleted only with
+    B(Pull never writes to S3.) It only lists and gets. It fails before writing anything when a key
+    the filters select is not a safe relative path (C(..), C(.), an empty component, absolute) or when
+    two selected keys differ only by case. Extra local files are deleted only with
     O(delete=true) and at most O(max_deletes) of them, else the module fails before changing anything.
   - >-
     B(Push deletes) keys under the prefix that have no local file only with O(delete=true), never keys
@@ -64,7 +66,8 @@ options:
     required: true
   filters:
     description:
-      - Ordered include/exclude glob rules (see the description), each C({include: GLOB}),
+      - >-
+        Ordered include/exclude glob rules (see the description), each C({include: GLOB}),
         C({exclude: GLOB}), or the short strings C(+ GLOB) / C(- GLOB).
     type: list
     elements: raw

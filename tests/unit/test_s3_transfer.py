@@ -414,3 +414,35 @@ def test_qc_host_given_a_push_or_other_prefix_fails_before_any_request(tmp_path,
     assert proc.returncode != 0
     assert "is a QC host" in proc.stdout and "QC never pushes or deletes in S3" in proc.stdout
     assert "Sync the" not in proc.stdout and not (tmp_path / "models").exists()
+
+
+def test_documentation_matches_the_argument_spec(monkeypatch):
+    import importlib.util
+
+    import yaml
+
+    monkeypatch.setitem(sys.modules, "ansible.module_utils.crpbot_s3", s3)
+    spec = importlib.util.spec_from_file_location("crpbot_s3_transfer", REPO / "plugins/modules/crpbot_s3_transfer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    captured = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake(argument_spec, **_kwargs):
+        captured.update(argument_spec)
+        raise Stop
+
+    monkeypatch.setattr(module, "AnsibleModule", fake)
+    with pytest.raises(Stop):
+        module.main()
+    documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+    assert sorted(documented) == sorted(captured)
+    for name, option in captured.items():
+        assert documented[name]["type"] == option["type"], name
+        assert documented[name].get("default") == option.get("default"), name
+        assert documented[name].get("required", False) == option.get("required", False), name
+        assert documented[name].get("choices") == option.get("choices"), name
+    for text in (module.EXAMPLES, module.RETURN):
+        yaml.safe_load(text)
