@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Benchmark: the crpbot_s3_transfer module (through ansible-playbook) against ``aws s3 sync``.
+
+Builds a data set like ``data/raw/<SYMBOL>/<SYMBOL>_1m_NNNNN.parquet`` (2,000 files, mostly 20 KB
+with one in ~105 at 2 MB, ~77 MB; ``--files 20000`` for the large variant), starts its own moto
+server on a free loopback port and times, side by side, on separate buckets:
+
+  cold push, no-op push, cold filtered pull (BTC-USD*), no-op pull, pull after one same-size rebuild
+
+Prints the median of ``--repeat`` runs per case, the ratio module/awscli and the peak RSS of the
+largest process of each run (ansible-playbook, its worker or the module; aws). Run from the repo
+root after ``uv sync``:  .venv/bin/python benchmarks/s3_sync.py [--files 20000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+SYMBOLS = ["BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD", "XRP-USD", "DOGE-USD", "AVAX-USD", "DOT-USD",
+           "LINK-USD", "LTC-USD"]
+SMALL, LARGE = 20 * 1024, 2 * 1024 * 1024
+CREDS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+         "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+
+
+def build_dataset(root: Path, count: int) -> int:
+    rng = random.Random(42)
+    total = 0
+    for index in range(count):
+        symbol = SYMBOLS[index % len(SYMBOLS)]
+        size = LARGE if index % 105 == 52 else SMALL
+        path = root / symbol / f"{symbol}_1m_{index:05d}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(size))
+        total += size
+    return total
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_moto(log: Path):
+    port = free_port()
+    proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)  # noqa: S310 - loopback
+            return proc, endpoint
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("moto server did not start")
+
+
+def timed(args, env) -> tuple[float, int]:
+    """Wall seconds and peak RSS (MB) of the largest process the command ran."""
+    wrapper = ("import resource,subprocess,sys,time;t=time.monotonic();"
+               "r=subprocess.run(sys.argv[1:]);d=time.monotonic()-t;"
+               "print(d, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
+    out = subprocess.run([sys.executable, "-c", wrapper, *args], env=env, capture_output=True, text=True,
+                         check=False)
+    seconds, rss_kb, code = out.stdout.split()[-3:]
+    if code != "0":
+        raise SystemExit(f"command failed: {' '.join(args)}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return float(seconds), int(rss_kb) // 1024
+
+
+class Module:
+    name = "module"
+
+    def __init__(self, work: Path, endpoint: str, env):
+        self.work, self.endpoint, self.env = work, endpoint, env
+        (work / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"localhost": {
+            "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+        play = [{"name": "Benchmark", "hosts": "localhost", "gather_facts": False, "tasks": [{
+            "name": "Sync", "crpbot_s3_transfer": {
+                "direction": "{{ direction }}", "bucket": "{{ bucket }}", "prefix": "data/raw",
+                "local_dir": "{{ local_dir }}", "filters": "{{ filters | default([]) }}",
+                "endpoint_url": endpoint, "path_style": True, "region": "us-east-1"}}]}]
+        (work / "play.yml").write_text(json.dumps(play))
+
+    def run(self, direction, bucket, local, filtered=False):
+        extra = {"direction": direction, "bucket": bucket, "local_dir": str(local),
+                 "filters": ["+ BTC-USD*"] if filtered else []}
+        return timed([str(VENV_BIN / "ansible-playbook"), "-i", str(self.work / "hosts.yml"),
+                      str(self.work / "play.yml"), "-e", json.dumps(extra)], self.env)
+
+
+class AwsCli:
+    name = "awscli"
+
+    def __init__(self, endpoint: str, env):
+        self.endpoint, self.env = endpoint, env
+
+    def run(self, direction, bucket, local, filtered=False):
+        remote = f"s3://{bucket}/data/raw"
+        src, dst = (str(local), remote) if direction == "push" else (remote, str(local))
+        args = [str(VENV_BIN / "aws"), "s3", "sync", src, dst, "--endpoint-url", self.endpoint,
+                "--only-show-errors"]
+        if filtered:
+            args += ["--exclude", "*", "--include", "BTC-USD*", "--include", "*/BTC-USD*"]
+        return timed(args, self.env)
+
+
+def empty_bucket(client, bucket):
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket):
+        objs = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+        if objs:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": objs, "Quiet": True})
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=2000, help="2000 (default) or 20000")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is shown")
+    parser.add_argument("--workdir", type=Path, help="keep the data set and logs here")
+    opts = parser.parse_args()
+
+    import boto3
+
+    work = opts.workdir or Path(tempfile.mkdtemp(prefix="crpbot-s3-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    src = work / "src"
+    if src.exists():
+        shutil.rmtree(src)
+    total = build_dataset(src, opts.files)
+    print(f"data set: {opts.files} files, {total / 1e6:.1f} MB in {src}", flush=True)
+    moto, endpoint = start_moto(work / "moto.log")
+    env = dict(os.environ, **CREDS, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="bench", aws_secret_access_key="bench")
+    tools = [Module(work, endpoint, env), AwsCli(endpoint, env)]
+    cases = ["cold push", "no-op push", "cold filtered pull", "no-op pull", "pull after same-size rebuild"]
+    results = {(case, tool.name): [] for case in cases for tool in tools}
+    rebuilt = src / "BTC-USD" / "BTC-USD_1m_00000.parquet"
+    try:
+        for tool in tools:
+            client.create_bucket(Bucket=f"bench-{tool.name}")
+        for rep in range(opts.repeat):
+            for tool in tools:
+                bucket, local = f"bench-{tool.name}", work / f"dst-{tool.name}"
+                tool_src = work / f"src-{tool.name}"
+                empty_bucket(client, bucket)
+                shutil.rmtree(local, ignore_errors=True)
+                shutil.rmtree(tool_src, ignore_errors=True)
+                shutil.copytree(src, tool_src, copy_function=os.link)  # hard links: same data, own state file
+                results["cold push", tool.name].append(tool.run("push", bucket, tool_src))
+                results["no-op push", tool.name].append(tool.run("push", bucket, tool_src))
+                results["cold filtered pull", tool.name].append(tool.run("pull", bucket, local, True))
+                results["no-op pull", tool.name].append(tool.run("pull", bucket, local, True))
+                # One model rebuilt with the same size; pushed (untimed), then the timed pull.
+                target = tool_src / rebuilt.relative_to(src)
+                target.unlink()
+                target.write_bytes(random.Random(rep).randbytes(SMALL))
+                tool.run("push", bucket, tool_src)
+                results["pull after same-size rebuild", tool.name].append(tool.run("pull", bucket, local, True))
+                fetched = (local / rebuilt.relative_to(src)).read_bytes() == target.read_bytes()
+                results.setdefault(("fetched", tool.name), []).append(fetched)
+                print(f"run {rep + 1}/{opts.repeat} {tool.name} done", flush=True)
+    finally:
+        moto.terminate()
+        moto.wait()
+    print()
+    print(f"| case ({opts.files} files, median of {opts.repeat}) | module s | awscli s | module/awscli |"
+          " module peak MB | awscli peak MB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for case in cases:
+        mod = results[case, "module"]
+        cli = results[case, "awscli"]
+        m = statistics.median(s for s, _ in mod)
+        a = statistics.median(s for s, _ in cli)
+        print(f"| {case} | {m:.2f} | {a:.2f} | {m / a:.2f} | {max(r for _, r in mod)} | {max(r for _, r in cli)} |")
+    print(f"\nsame-size rebuild fetched: module {all(results['fetched', 'module'])},"
+          f" awscli {all(results['fetched', 'awscli'])}")
+    print(f"(peak MB: largest single process of the run; this process: "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: crpbot_s3_transfer
+short_description: Push a local dir to an S3 prefix or pull a prefix into a local dir, exactly and safely
+description:
+  - >-
+    One-way sync between O(local_dir) and C(s3://<bucket>/<prefix>/), in the O(direction) given,
+    on boto3 on the target host (run it with an interpreter that has boto3, e.g. the project's venv).
+  - >-
+    B(Prefixes are slash-bounded.) O(prefix=models) means C(models/); C(models-old/) is never listed,
+    copied or deleted.
+  - >-
+    B(Filters.) O(filters) is an ordered list of C({include: GLOB}) / C({exclude: GLOB}) rules applied
+    to the path relative to the sync root, the same way to local files and to keys. The first rule that
+    matches decides; a path no rule matches is selected when there is no include rule and left out
+    otherwise. In a glob C(*) and C(?) do not cross C(/), C(**) does, C([...]) is a class. A glob
+    without C(/) matches any single path component at any depth (so C(BTC-USD*) selects
+    C(BTC-USD/x.parquet) and C(a/BTC-USD_1m.parquet)); a glob with C(/) is anchored at the sync root
+    and matches the path or any of its leading directories (C(promoted/v1) selects everything below).
+  - >-
+    B(Change detection.) A state file C(<local_dir>/.crpbot-s3-state.json) records, per bucket and
+    prefix, each file's local size and mtime and the object's ETag, size and SHA-256 after the last
+    transfer. A no-op is one paginated listing plus one stat walk. A local file whose stat differs from
+    the record is hashed; an object whose ETag differs from the record is fetched, even when its size and
+    time look the same. Push stores the SHA-256 in the object metadata C(crpbot-sha256).
+  - >-
+    B(Pull never writes to S3.) It only lists and gets. It fails before writing anything when a key
+    the filters select is not a safe relative path (C(..), C(.), an empty component, absolute) or when
+    two selected keys differ only by case. Extra local files are deleted only with
+    O(delete=true) and at most O(max_deletes) of them, else the module fails before changing anything.
+  - >-
+    B(Push deletes) keys under the prefix that have no local file only with O(delete=true), never keys
+    the filters leave out, and fails when more than O(max_deletes) would go.
+  - >-
+    B(Atomic downloads.) Each object is written to a C(.crpbot-s3-tmp-*) file in its target dir, its
+    size, MD5 (single-part ETag) and C(crpbot-sha256) are verified, its mtime set to the object's, and
+    it is renamed over the final name. Temp files left by an interrupted run are removed and never
+    pushed; the state file and temp files are never pushed or deleted.
+version_added: "0.1.0"
+author:
+  - crpbot-ansible contributors
+options:
+  direction:
+    description: C(push) copies local to bucket, C(pull) bucket to local.
+    type: str
+    required: true
+    choices: [push, pull]
+  bucket:
+    description: Bucket name.
+    type: str
+    required: true
+  prefix:
+    description: Key prefix of the sync root, slash-bounded; empty means the whole bucket.
+    type: str
+    default: ""
+  local_dir:
+    description: Local sync root. Must exist for a push; created for a pull.
+    type: path
+    required: true
+  filters:
+    description:
+      - >-
+        Ordered include/exclude glob rules (see the description), each C({include: GLOB}),
+        C({exclude: GLOB}), or the short strings C(+ GLOB) / C(- GLOB).
+    type: list
+    elements: raw
+    default: []
+  delete:
+    description: Delete files (pull, local) or keys (push, under the prefix) that the other side lacks.
+    type: bool
+    default: false
+  max_deletes:
+    description: Fail when the plan deletes more than this many files or keys.
+    type: int
+    default: 0
+  workers:
+    description: Size of the transfer thread pool; the client's connection pool is sized to match.
+    type: int
+    default: 16
+  multipart_threshold:
+    description: Objects of at least this many bytes go through boto3's multipart transfer manager.
+    type: int
+    default: 8388608
+  multipart_chunksize:
+    description: Part size for multipart transfers.
+    type: int
+    default: 8388608
+  profile:
+    description: AWS profile from C(~/.aws); empty uses boto3's default chain.
+    type: str
+    default: ""
+  region:
+    description: AWS region; empty uses the profile's.
+    type: str
+    default: ""
+  endpoint_url:
+    description: Endpoint of an S3-compatible server; empty for AWS.
+    type: str
+    default: ""
+  path_style:
+    description: Use path-style addressing (needed by most S3-compatible servers).
+    type: bool
+    default: false
+  report_items:
+    description: How many planned items RV(items) returns.
+    type: int
+    default: 20
+requirements:
+  - boto3 on the target's Python interpreter
+notes:
+  - Supports check mode (the full plan, nothing written) and diff mode (one line per planned item).
+  - C(changed) is true exactly when the plan is not empty.
+"""
+
+EXAMPLES = r"""
+- name: Push the builder's models
+  crpbot_s3_transfer:
+    direction: push
+    bucket: crpbot-market-data-dev
+    prefix: models
+    local_dir: /root/crpbot/models
+  vars:
+    ansible_python_interpreter: /root/crpbot/.venv/bin/python
+
+- name: Pull only BTC-USD data on QC
+  crpbot_s3_transfer:
+    direction: pull
+    bucket: crpbot-market-data-dev
+    prefix: data/raw
+    local_dir: /home/numan/crpbot/data/raw
+    filters:
+      - include: "BTC-USD*"
+"""
+
+RETURN = r"""
+counts:
+  description: Planned items by action.
+  returned: always
+  type: dict
+  sample: {copy: 3, update: 1, delete: 0}
+bytes_planned:
+  description: Bytes of the planned copies and updates.
+  returned: always
+  type: int
+bytes_transferred:
+  description: Bytes actually transferred (0 in check mode).
+  returned: always
+  type: int
+seconds:
+  description: Wall time of the module's work.
+  returned: always
+  type: float
+items:
+  description: The first O(report_items) planned items (action, path, bytes, reason).
+  returned: always
+  type: list
+  elements: dict
+stale_temp_files:
+  description: Temp files of an interrupted run that were removed (or would be, in check mode).
+  returned: always
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.crpbot_s3 import ModuleFailure, Sync, diff_text
+
+try:
+    import boto3
+    import botocore.exceptions
+    from boto3.s3.transfer import TransferConfig
+    from botocore.config import Config
+    HAS_BOTO3 = True
+except ImportError:
+    HAS_BOTO3 = False
+
+
+def make_client(params):
+    try:
+        session = boto3.session.Session(profile_name=params["profile"] or None, region_name=params["region"] or None)
+    except botocore.exceptions.ProfileNotFound:
+        raise ModuleFailure(f"AWS profile {params['profile']} is not in ~/.aws/config or ~/.aws/credentials") from None
+    if session.get_credentials() is None:
+        raise ModuleFailure(f"no AWS credentials found (profile {params['profile'] or 'default chain'});"
+                            " write ~/.aws/credentials (role crpbot_credentials)")
+    config = Config(
+        max_pool_connections=params["workers"] * 2,
+        retries={"mode": "standard", "max_attempts": 5},
+        s3={"addressing_style": "path" if params["path_style"] else "auto"},
+    )
+    return session.client("s3", endpoint_url=params["endpoint_url"] or None, config=config)
+
+
+def transfer_config(params):
+    return TransferConfig(multipart_threshold=params["multipart_threshold"],
+                          multipart_chunksize=params["multipart_chunksize"], max_concurrency=2, use_threads=True)
+
+
+def run(client, params, check_mode):
+    try:
+        return Sync(client, params, transfer_config(params)).run(check_mode)
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "NoSuchBucket":
+            raise ModuleFailure(f"bucket {params['bucket']} does not exist") from None
+        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            raise ModuleFailure(f"S3 refused the credentials for bucket {params['bucket']}: {code}") from None
+        raise ModuleFailure(f"S3 error on bucket {params['bucket']}: {exc}") from None
+    except botocore.exceptions.NoCredentialsError:
+        raise ModuleFailure("no AWS credentials found; write ~/.aws/credentials (role crpbot_credentials)") from None
+    except botocore.exceptions.EndpointConnectionError as exc:
+        raise ModuleFailure(f"cannot reach the S3 endpoint: {exc}") from None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            direction=dict(type="str", required=True, choices=["push", "pull"]),
+            bucket=dict(type="str", required=True),
+            prefix=dict(type="str", default=""),
+            local_dir=dict(type="path", required=True),
+            filters=dict(type="list", elements="raw", default=[]),
+            delete=dict(type="bool", default=False),
+            max_deletes=dict(type="int", default=0),
+            workers=dict(type="int", default=16),
+            multipart_threshold=dict(type="int", default=8 * 1024 * 1024),
+            multipart_chunksize=dict(type="int", default=8 * 1024 * 1024),
+            profile=dict(type="str", default=""),
+            region=dict(type="str", default=""),
+            endpoint_url=dict(type="str", default=""),
+            path_style=dict(type="bool", default=False),
+            report_items=dict(type="int", default=20),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_BOTO3:
+        module.fail_json(msg=missing_required_lib("boto3"))
+    params = module.params
+    try:
+        if not params["bucket"].strip():
+            raise ModuleFailure("bucket is empty; set the bucket name")
+        if params["workers"] < 1:
+            raise ModuleFailure("workers must be at least 1")
+        result = run(make_client(params), params, module.check_mode)
+    except ModuleFailure as exc:
+        module.fail_json(msg=str(exc), bucket=params["bucket"], local_dir=params["local_dir"])
+    plan = result.pop("plan")
+    if module._diff:
+        result["diff"] = {"before_header": f"s3://{result['bucket']}/{result['prefix']} <-> {result['local_dir']}",
+                          "before": "", "after": diff_text(plan)}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,448 @@
+"""Tests of the S3 transfer module: plugins/module_utils/crpbot_s3.py and crpbot_s3_transfer.
+
+The logic runs against moto's in-process ``mock_aws`` (and a stub client that refuses every write
+call for the pull path); the module end to end through ansible-playbook against moto's threaded
+server on a loopback port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto import mock_aws
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
+
+import crpbot_s3 as s3  # noqa: E402
+
+BUCKET = "crpbot-test"
+
+
+@pytest.fixture
+def client(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        cli = boto3.client("s3", region_name="us-east-1", config=Config(max_pool_connections=32))
+        cli.create_bucket(Bucket=BUCKET)
+        yield cli
+
+
+def write(root, rel, data):
+    path = Path(root, rel)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def params(local_dir, direction, **extra):
+    return {"bucket": BUCKET, "prefix": "data/raw", "local_dir": str(local_dir), "direction": direction,
+            "workers": 4, "multipart_threshold": 8 * 1024 * 1024, **extra}
+
+
+def sync(cli, local_dir, direction, check=False, **extra):
+    return s3.Sync(cli, params(local_dir, direction, **extra)).run(check)
+
+
+def keys(cli, prefix=""):
+    response = cli.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return sorted(obj["Key"] for obj in response.get("Contents", []))
+
+
+# --- filters ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("rel", "expected"), [
+    ("BTC-USD/BTC-USD_1m_00001.parquet", True),
+    ("BTC-USD_1m.parquet", True),
+    ("deep/er/BTC-USD_1m.parquet", True),
+    ("ETH-USD/ETH-USD_1m.parquet", False),
+    ("xBTC-USD.parquet", False),
+])
+def test_symbol_glob_selects_dirs_and_files_at_any_depth(rel, expected):
+    assert s3.selected(s3.compile_rules([{"include": "BTC-USD*"}]), rel) is expected
+
+
+def test_first_matching_rule_wins_and_no_include_means_everything():
+    rules = s3.compile_rules([{"exclude": "*.tmp"}, {"include": "BTC-USD*"}])
+    assert s3.selected(rules, "BTC-USD/a.parquet")
+    assert not s3.selected(rules, "BTC-USD/a.tmp")
+    assert not s3.selected(rules, "ETH-USD/a.parquet")
+    only_exclude = s3.compile_rules([{"exclude": "*.tmp"}])
+    assert s3.selected(only_exclude, "ETH-USD/a.parquet")
+    assert s3.selected([], "anything/at/all")
+    short = s3.compile_rules(["- *.tmp", "+ BTC-USD*"])
+    assert s3.selected(short, "BTC-USD/a") and not s3.selected(short, "BTC-USD/a.tmp")
+
+
+def test_anchored_glob_and_double_star():
+    rules = s3.compile_rules([{"include": "promoted/v1"}])
+    assert s3.selected(rules, "promoted/v1/model.pt")
+    assert not s3.selected(rules, "x/promoted/v1/model.pt")
+    star = s3.compile_rules([{"include": "a/*.pt"}])
+    assert s3.selected(star, "a/m.pt") and not s3.selected(star, "a/b/m.pt")
+    deep = s3.compile_rules([{"include": "a/**.pt"}])
+    assert s3.selected(deep, "a/b/m.pt")
+
+
+@pytest.mark.parametrize("bad", [[{"include": ""}], [{"keep": "x"}], ["x"], [{"include": "a", "exclude": "b"}]])
+def test_bad_filters_fail_naming_the_rule(bad):
+    with pytest.raises(s3.ModuleFailure, match=r"filters\[0\]"):
+        s3.compile_rules(bad)
+
+
+def test_prefixes_are_slash_bounded():
+    assert s3.normalize_prefix("models") == "models/"
+    assert s3.normalize_prefix("/data//raw/") == "data/raw/"
+    assert s3.normalize_prefix("") == ""
+    with pytest.raises(s3.ModuleFailure):
+        s3.normalize_prefix("models/../x")
+
+
+def test_push_and_pull_never_touch_a_sibling_prefix(client, tmp_path):
+    client.put_object(Bucket=BUCKET, Key="data/raw-old/keep.parquet", Body=b"old")
+    client.put_object(Bucket=BUCKET, Key="data/raw/gone.parquet", Body=b"g")
+    write(tmp_path / "src", "BTC-USD/a.parquet", b"a")
+    result = sync(client, tmp_path / "src", "push", delete=True, max_deletes=5)
+    assert result["counts"] == {"copy": 1, "update": 0, "delete": 1}
+    assert keys(client) == ["data/raw-old/keep.parquet", "data/raw/BTC-USD/a.parquet"]
+    sync(client, tmp_path / "dst", "pull")
+    assert not (tmp_path / "dst" / "keep.parquet").exists()
+
+
+# --- key safety -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rel", ["../etc/passwd", "a/../../b", "/abs", "a//b", "./a"])
+def test_unsafe_keys_are_named(rel):
+    assert s3.unsafe_reason(rel)
+
+
+def test_pull_refuses_unsafe_key_before_writing(tmp_path):
+    remote = {"a/../../evil": {"size": 1, "etag": "x", "mtime": 0}}
+    with pytest.raises(s3.ModuleFailure, match=r"a/\.\./\.\./evil"):
+        s3.plan_pull(remote, {}, {}, [], False, None)
+
+
+def test_pull_refuses_case_collisions(client, tmp_path):
+    client.put_object(Bucket=BUCKET, Key="data/raw/BTC/a.parquet", Body=b"1")
+    client.put_object(Bucket=BUCKET, Key="data/raw/btc/A.parquet", Body=b"2")
+    with pytest.raises(s3.ModuleFailure, match="differ only by case.*BTC/a.parquet"):
+        sync(client, tmp_path / "dst", "pull")
+    assert not (tmp_path / "dst").exists()
+
+
+# --- round trip, change detection, check mode ---------------------------------------------------
+
+def test_push_pull_round_trip_is_idempotent(client, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src, "BTC-USD/BTC-USD_1m_00001.parquet", b"x" * 1000)
+    write(src, "ETH-USD/ETH-USD_1m_00001.parquet", b"y" * 10)
+    write(src, "BTC-USD_1m.parquet", b"z")
+    first = sync(client, src, "push")
+    assert first["changed"] and first["counts"]["copy"] == 3 and first["bytes_transferred"] == 1011
+    head = client.head_object(Bucket=BUCKET, Key="data/raw/BTC-USD_1m.parquet")
+    assert len(head["Metadata"]["crpbot-sha256"]) == 64
+    assert not sync(client, src, "push")["changed"]
+    assert (src / s3.STATE_NAME).exists()
+    assert s3.STATE_NAME not in " ".join(keys(client))
+
+    pulled = sync(client, dst, "pull", filters=[{"include": "BTC-USD*"}])
+    assert pulled["counts"]["copy"] == 2
+    assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file()) == [
+        ".crpbot-s3-state.json", "BTC-USD/BTC-USD_1m_00001.parquet", "BTC-USD_1m.parquet"]
+    assert (dst / "BTC-USD_1m.parquet").read_bytes() == b"z"
+    assert not sync(client, dst, "pull", filters=[{"include": "BTC-USD*"}])["changed"]
+
+
+def test_pull_fetches_a_same_size_rebuild_with_older_mtime(client, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    model = write(src, "promoted/model.pt", b"A" * 100)
+    sync(client, src, "push")
+    sync(client, dst, "pull")
+    model.write_bytes(b"B" * 100)
+    os.utime(model, (1_000_000, 1_000_000))
+    pushed = sync(client, src, "push")
+    assert pushed["counts"]["update"] == 1
+    pulled = sync(client, dst, "pull")
+    assert pulled["counts"]["update"] == 1 and pulled["items"][0]["reason"] == "ETag differs from the last pull"
+    assert (dst / "promoted/model.pt").read_bytes() == b"B" * 100
+
+
+def test_local_edit_is_restored_on_pull_and_touch_is_not_a_change(client, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src, "a.parquet", b"abc")
+    sync(client, src, "push")
+    sync(client, dst, "pull")
+    os.utime(dst / "a.parquet", (5, 5))
+    assert not sync(client, dst, "pull")["changed"]
+    (dst / "a.parquet").write_bytes(b"xyz")
+    result = sync(client, dst, "pull")
+    assert result["counts"]["update"] == 1
+    assert (dst / "a.parquet").read_bytes() == b"abc"
+
+
+def test_pull_without_state_skips_identical_files(client, tmp_path):
+    src = tmp_path / "src"
+    write(src, "a.parquet", b"abc")
+    sync(client, src, "push")
+    (src / s3.STATE_NAME).unlink()
+    assert not sync(client, src, "pull")["changed"]
+    assert not sync(client, src, "push")["changed"]
+
+
+def test_check_mode_plans_everything_and_writes_nothing(client, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src, "a.parquet", b"abc")
+    planned = sync(client, src, "push", check=True)
+    assert planned["changed"] and planned["counts"]["copy"] == 1 and planned["bytes_transferred"] == 0
+    assert keys(client) == [] and not (src / s3.STATE_NAME).exists()
+    sync(client, src, "push")
+    planned = sync(client, dst, "pull", check=True)
+    assert planned["changed"] and planned["plan"][0] == {
+        "action": "copy", "path": "a.parquet", "bytes": 3, "reason": "missing locally"}
+    assert not dst.exists()
+
+
+def test_multipart_objects_round_trip(client, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    big = os.urandom(6 * 1024 * 1024)
+    write(src, "big.parquet", big)
+    extra = {"multipart_threshold": 5 * 1024 * 1024}
+    cfg = __import__("boto3.s3.transfer", fromlist=["TransferConfig"]).TransferConfig(
+        multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    s3.Sync(client, params(src, "push", **extra), cfg).run(False)
+    assert "-" in client.head_object(Bucket=BUCKET, Key="data/raw/big.parquet")["ETag"]
+    s3.Sync(client, params(dst, "pull", **extra), cfg).run(False)
+    assert (dst / "big.parquet").read_bytes() == big
+    assert not s3.Sync(client, params(dst, "pull", **extra), cfg).run(False)["changed"]
+    (dst / s3.STATE_NAME).unlink()
+    # without a record a multipart object cannot be checked by its ETag: pushing asks its metadata
+    (src / s3.STATE_NAME).unlink()
+    assert not s3.Sync(client, params(src, "push", **extra), cfg).run(False)["changed"]
+
+
+# --- deletes and caps ---------------------------------------------------------------------------
+
+def test_pull_deletes_local_only_when_asked_and_within_cap(client, tmp_path):
+    dst = tmp_path / "dst"
+    client.put_object(Bucket=BUCKET, Key="data/raw/a.parquet", Body=b"a")
+    write(dst, "extra1", b"1")
+    write(dst, "extra2", b"2")
+    assert sync(client, dst, "pull")["counts"]["delete"] == 0
+    with pytest.raises(s3.ModuleFailure, match="deletes 2 local files, more than max_deletes=1"):
+        sync(client, dst, "pull", delete=True, max_deletes=1)
+    assert (dst / "extra1").exists()
+    result = sync(client, dst, "pull", delete=True, max_deletes=2)
+    assert result["counts"]["delete"] == 2 and not (dst / "extra1").exists()
+    assert (dst / s3.STATE_NAME).exists()
+
+
+def test_push_delete_spares_filtered_out_keys_and_respects_cap(client, tmp_path):
+    src = tmp_path / "src"
+    write(src, "BTC-USD/a", b"a")
+    for key in ("BTC-USD/old", "ETH-USD/keep", "BTC-USD/old2"):
+        client.put_object(Bucket=BUCKET, Key="data/raw/" + key, Body=b"o")
+    rules = [{"include": "BTC-USD*"}]
+    with pytest.raises(s3.ModuleFailure, match="deletes 2 remote"):
+        sync(client, src, "push", delete=True, max_deletes=1, filters=rules)
+    assert len(keys(client)) == 3
+    sync(client, src, "push", delete=True, max_deletes=2, filters=rules)
+    assert keys(client) == ["data/raw/BTC-USD/a", "data/raw/ETH-USD/keep"]
+
+
+# --- pull never writes ------------------------------------------------------------------------
+
+class ReadOnlyClient:
+    """Passes list/get calls to a real client; any other call fails the test."""
+
+    def __init__(self, real):
+        self.real = real
+        self.calls = []
+
+    def __getattr__(self, name):
+        self.calls.append(name)
+        if name not in s3.READ_CALLS:
+            raise AssertionError(f"pull called {name}")
+        return getattr(self.real, name)
+
+
+def test_pull_makes_no_write_call(client, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src, "a.parquet", b"a")
+    write(src, "big.parquet", os.urandom(64 * 1024))
+    sync(client, src, "push")
+    stub = ReadOnlyClient(client)
+    write(dst, "extra", b"e")
+    s3.Sync(stub, params(dst, "pull", delete=True, max_deletes=5, multipart_threshold=32 * 1024)).run(False)
+    s3.Sync(stub, params(dst, "pull")).run(False)
+    assert set(stub.calls) <= s3.READ_CALLS and "get_object" in stub.calls
+    assert not any(name.startswith(("put", "delete", "copy", "create_multipart", "upload")) for name in stub.calls)
+
+
+# --- temp files ---------------------------------------------------------------------------------
+
+def test_stale_temp_files_are_removed_and_never_pushed(client, tmp_path):
+    src = tmp_path / "src"
+    write(src, "a.parquet", b"a")
+    write(src, f"sub/{s3.TMP_PREFIX}abc", b"partial")
+    planned = sync(client, src, "push", check=True)
+    assert planned["stale_temp_files"] == 1 and (src / "sub" / f"{s3.TMP_PREFIX}abc").exists()
+    result = sync(client, src, "push")
+    assert result["stale_temp_files"] == 1
+    assert keys(client) == ["data/raw/a.parquet"]
+    assert not (src / "sub" / f"{s3.TMP_PREFIX}abc").exists()
+
+
+def test_failed_download_leaves_no_partial_file(client, tmp_path):
+    client.put_object(Bucket=BUCKET, Key="data/raw/a.parquet", Body=b"abc")
+    dst = tmp_path / "dst"
+
+    class Corrupting(ReadOnlyClient):
+        def __getattr__(self, name):
+            attr = super().__getattr__(name)
+            if name != "get_object":
+                return attr
+
+            def get_object(**kwargs):
+                response = attr(**kwargs)
+                response["Body"] = type("B", (), {"iter_chunks": lambda self, n: iter([b"abd"])})()
+                return response
+            return get_object
+
+    with pytest.raises(s3.ModuleFailure, match="MD5 of the download"):
+        s3.Sync(Corrupting(client), params(dst, "pull")).run(False)
+    assert [p.name for p in dst.rglob("*") if p.is_file()] == [s3.STATE_NAME]
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+def test_push_of_missing_dir_fails_naming_it(client, tmp_path):
+    with pytest.raises(s3.ModuleFailure, match="does not exist"):
+        sync(client, tmp_path / "nope", "push")
+
+
+# --- the module end to end ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def moto_server():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def playbook(tmp_path, task, check=False, credentials=True):
+    results = tmp_path / "result.json"
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        dict(task, register="crpbot_s3_result", ignore_errors=True),
+        {"ansible.builtin.copy": {"content": "{{ crpbot_s3_result | to_json }}", "dest": str(results)},
+         "check_mode": False, "diff": False}]}]
+    (tmp_path / "play.yml").write_text(json.dumps(play))
+    (tmp_path / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent")
+    if not credentials:
+        env = {key: value for key, value in env.items() if not key.startswith("AWS_ACCESS") and "SECRET" not in key}
+        env["AWS_EC2_METADATA_DISABLED"] = "true"
+    args = [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")]
+    if check:
+        args += ["--check", "--diff"]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, cwd=REPO, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(results.read_text())
+
+
+def test_module_end_to_end(moto_server, tmp_path):
+    cli = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    cli.create_bucket(Bucket="e2e")
+    write(tmp_path / "src", "BTC-USD/a.parquet", b"a" * 50)
+    write(tmp_path / "src", "ETH-USD/b.parquet", b"b" * 50)
+    task = {"crpbot_s3_transfer": {"direction": "push", "bucket": "e2e", "prefix": "data/raw",
+                                   "local_dir": str(tmp_path / "src"), "endpoint_url": moto_server,
+                                   "path_style": True, "region": "us-east-1"}}
+    checked = playbook(tmp_path, task, check=True)
+    assert checked["changed"] and checked["counts"]["copy"] == 2, checked
+    assert "copy BTC-USD/a.parquet 50 (missing in bucket)" in checked["diff"]["after"]
+    assert playbook(tmp_path, task)["changed"]
+    again = playbook(tmp_path, task)
+    assert not again["changed"] and again["counts"] == {"copy": 0, "update": 0, "delete": 0}
+    pull = {"crpbot_s3_transfer": dict(task["crpbot_s3_transfer"], direction="pull",
+                                       local_dir=str(tmp_path / "dst"), filters=[{"include": "BTC-USD*"}])}
+    assert playbook(tmp_path, pull)["counts"]["copy"] == 1
+    assert not playbook(tmp_path, pull)["changed"]
+    missing = {"crpbot_s3_transfer": dict(task["crpbot_s3_transfer"], bucket="nope")}
+    failed = playbook(tmp_path, missing)
+    assert failed["failed"] and "bucket nope does not exist" in failed["msg"]
+    nocreds = playbook(tmp_path, task, credentials=False)
+    assert nocreds["failed"] and "no AWS credentials found" in nocreds["msg"]
+    nodir = {"crpbot_s3_transfer": dict(task["crpbot_s3_transfer"], local_dir=str(tmp_path / "absent"))}
+    failed = playbook(tmp_path, nodir)
+    assert failed["failed"] and "absent does not exist" in failed["msg"]
+
+
+# --- the role's guard -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("syncs", [
+    [{"kind": "models", "direction": "push", "local": "models", "prefix": "models"}],
+    [{"kind": "data", "direction": "pull", "local": "x", "prefix": "secrets"}],
+])
+def test_qc_host_given_a_push_or_other_prefix_fails_before_any_request(tmp_path, syncs):
+    inventory = {"all": {"children": {"crpbot": {"children": {"qc": {"hosts": {"qc-local": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "crpbot_project_dir": str(tmp_path), "crpbot_bucket": "crpbot-test", "crpbot_region": "us-east-1",
+        # Nothing listens here: a request would fail with another message.
+        "crpbot_s3_endpoint_url": "http://127.0.0.1:9"}}}}}}}}
+    (tmp_path / "hosts.yml").write_text(json.dumps(inventory))
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), "playbooks/sync_s3.yml",
+         "-e", json.dumps({"crpbot_s3_qc_syncs": syncs})],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode != 0
+    assert "is a QC host" in proc.stdout and "QC never pushes or deletes in S3" in proc.stdout
+    assert "Sync the" not in proc.stdout and not (tmp_path / "models").exists()
+
+
+def test_documentation_matches_the_argument_spec(monkeypatch):
+    import importlib.util
+
+    import yaml
+
+    monkeypatch.setitem(sys.modules, "ansible.module_utils.crpbot_s3", s3)
+    spec = importlib.util.spec_from_file_location("crpbot_s3_transfer", REPO / "plugins/modules/crpbot_s3_transfer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    captured = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake(argument_spec, **_kwargs):
+        captured.update(argument_spec)
+        raise Stop
+
+    monkeypatch.setattr(module, "AnsibleModule", fake)
+    with pytest.raises(Stop):
+        module.main()
+    documented = yaml.safe_load(module.DOCUMENTATION)["options"]
+    assert sorted(documented) == sorted(captured)
+    for name, option in captured.items():
+        assert documented[name]["type"] == option["type"], name
+        assert documented[name].get("default") == option.get("default"), name
+        assert documented[name].get("required", False) == option.get("required", False), name
+        assert documented[name].get("choices") == option.get("choices"), name
+    for text in (module.EXAMPLES, module.RETURN):
+        yaml.safe_load(text)
