@@ -42,8 +42,8 @@ def venv_state(state: dict, host: str) -> str:
 def test_lock_mismatch_fails_with_uvs_message_and_keeps_the_venv(converged):
     state, host = converged["state"], "sandbox-qc"
     before = venv_state(state, host)
-    host_sh(state, host, "cd crpbot && sed -i 's/\"python-dotenv==1.2.4\",/\"python-dotenv==1.2.4\", \"six==1.17.0\",/' "
-                         "pyproject.toml && grep -q six pyproject.toml")
+    host_sh(state, host, "cd crpbot && sed -i 's/\"python-dotenv==1.2.4\",/\"python-dotenv==1.2.4\", \"tabulate==0.9.0\",/' "
+                         "pyproject.toml && grep -q tabulate pyproject.toml")
     try:
         for extra in ((), ("--check",)):
             proc, output = converge(converged, "--limit", host, *extra)
@@ -53,7 +53,7 @@ def test_lock_mismatch_fails_with_uvs_message_and_keeps_the_venv(converged):
             assert venv_state(state, host) == before
         imports = host_sh(state, host, "crpbot/.venv/bin/python -c 'import dotenv, sqlalchemy, psycopg; print(\"ok\")'")
         assert imports.stdout.strip() == "ok"
-        assert host_sh(state, host, "crpbot/.venv/bin/python -c 'import six'", check=False).returncode != 0
+        assert host_sh(state, host, "crpbot/.venv/bin/python -c 'import tabulate'", check=False).returncode != 0
     finally:
         host_sh(state, host, "cd crpbot && git checkout -- pyproject.toml")
     proc, output = converge(converged, "--limit", host)
