@@ -44,20 +44,27 @@ def killed(sandbox):
         client.put_object(Bucket=testbed.BUCKET, Key=f"models/{rel}", Body=data)
 
     env = {**os.environ, **sandbox["env"]}
+    project = "/home/numan/crpbot"
+    # A watcher on the host itself kills the module (the only process running the project's
+    # venv python) within ~20 ms of the first finished file: polling over ssh from here was too
+    # slow to catch a pull on an idle machine.
+    watcher = subprocess.Popen(  # noqa: S603
+        testbed.ssh_argv(state, "sandbox-qc") + [
+            f"for i in $(seq 1 6000); do "
+            f"if ls {project}/models/big 2>/dev/null | grep -q '^model_'; then "
+            f"pgrep -u numan -f '^{project}/.venv/bin/python' | tee /dev/stderr | xargs -r kill -9; exit 0; fi; "
+            f"sleep 0.02; done; exit 1"
+        ],
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
     proc = subprocess.Popen(playbook_args(sandbox), cwd=REPO, env=env, text=True,  # noqa: S603
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    project = "/home/numan/crpbot"
-    killed_pids = ""
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None:
-        done = host_sh(state, f"ls {project}/models/big 2>/dev/null | grep -c '^model_' || true").strip()
-        if done not in ("", "0"):
-            # The module runs (pipelined) in the project's venv python; nothing else runs it here.
-            killed_pids = host_sh(state, f"pgrep -u numan -f '^{project}/.venv/bin/python' || true").split()
-            if killed_pids:
-                host_sh(state, "kill -9 " + " ".join(killed_pids), check=False)
-                break
-        time.sleep(0.1)
+    try:
+        _, watched = watcher.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        watcher.kill()
+        watched = ""
+    killed_pids = watched.split()
     output = proc.communicate(timeout=300)[0]
     return {"sandbox": sandbox, "state": state, "killed": killed_pids, "first": output, "project": project}
 
