@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,3 +29,81 @@ def ansible_env(tmp_path: Path) -> dict[str, str]:
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
     }
+
+
+def host_python() -> str:
+    """The interpreter a module runs under on a real host: the system python3, else this venv's."""
+    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+@dataclass(frozen=True)
+class PlayResult:
+    """What one run_module_play run gave: the whole console output (stdout then stderr), the
+    registered results by register name (None when the play stopped before saving them) and
+    ansible-playbook's exit code."""
+
+    output: str
+    results: dict | None
+    returncode: int
+
+
+def save_results_task(names: Sequence[str], dest: Path) -> dict:
+    """A last task that writes the registered variables `names` to dest as one JSON object.
+
+    It runs even under --check and shows no diff of its own: the file is the test's, not the
+    module's, and the module's diffs stay the only ones in the output."""
+    pairs = ", ".join(f"'{name}': {name}" for name in names)
+    return {
+        "name": "Save the results",
+        "ansible.builtin.copy": {"content": "{{ {" + pairs + "} | to_nice_json }}", "dest": str(dest), "mode": "0600"},
+        "check_mode": False,
+        "diff": False,
+    }
+
+
+def run_module_play(
+    tmp_path: Path,
+    tasks: Sequence[Mapping],
+    *,
+    name: str = "Exercise the project's modules",
+    extra_args: Sequence[str] = (),
+    check: bool = False,
+    env: Mapping[str, str] | None = None,
+    interpreter: str | None = None,
+    timeout: int = 600,
+) -> PlayResult:
+    """Run `tasks` as one play against localhost (local connection) and return what they registered.
+
+    Writes tmp_path/hosts.yml (localhost only, `interpreter` or the host's python3),
+    tmp_path/play.yml (JSON, which is YAML) with the tasks plus a last task that saves every
+    registered variable to tmp_path/results.json, runs the venv's ansible-playbook from the repo
+    root with ansible_env(tmp_path) updated by `env`, `--check` when `check`, then `extra_args`
+    (e.g. "--diff", "-vvv"), and reads results.json back. A task that may fail must carry
+    ignore_errors for its result to be saved. The caller asserts on returncode: tmp_path may be
+    reused for several runs, each overwrites these three files.
+    """
+    names = list(dict.fromkeys(task["register"] for task in tasks if "register" in task))
+    results = tmp_path / "results.json"
+    results.unlink(missing_ok=True)  # a failed run must not read an earlier run's results
+    # ansible.cfg enables only the crpbot, yaml and ini inventory plugins, so no "-i localhost,".
+    inventory = tmp_path / "hosts.yml"
+    localhost = {"ansible_connection": "local", "ansible_python_interpreter": interpreter or host_python()}
+    inventory.write_text(json.dumps({"all": {"hosts": {"localhost": localhost}}}))
+    play = tmp_path / "play.yml"
+    all_tasks = [*tasks, save_results_task(names, results)]
+    play.write_text(json.dumps([{"name": name, "hosts": "localhost", "gather_facts": False, "tasks": all_tasks}]))
+    args = [bin_path("ansible-playbook"), "-i", str(inventory), *(["--check"] if check else []), *extra_args, str(play)]
+    done = subprocess.run(  # noqa: S603
+        args,
+        cwd=REPO,
+        env={**ansible_env(tmp_path), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return PlayResult(
+        output=done.stdout + done.stderr,
+        results=json.loads(results.read_text()) if results.exists() else None,
+        returncode=done.returncode,
+    )

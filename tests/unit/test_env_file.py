@@ -15,14 +15,13 @@ import os
 import random
 import stat
 import string
-import subprocess
 import sys
 from pathlib import Path
 
 import dotenv
 import pytest
 
-from tests.ansible_run import ansible_env, bin_path
+from tests.ansible_run import run_module_play
 from dotenv.parser import parse_stream
 from sqlalchemy.engine import make_url
 
@@ -648,12 +647,11 @@ ORIGINAL = (
 )
 
 
-def playbook(tmp_path: Path, env_path: Path, db_url: str) -> Path:
+def play_tasks(tmp_path: Path, env_path: Path, db_url: str) -> list[dict]:
     values = {"RUNTIME_MODE": "dryrun", "DB_BACKEND": "rds", "LOG_LEVEL": "INFO"}
     secrets = {"DB_URL": db_url, "API_PRIVATE_KEY": PEM, "API_TOKEN": API_TOKEN}
     converge = {"path": str(env_path), "values": values, "secrets": secrets}
-    results = tmp_path / "results.json"
-    tasks = [
+    return [
         {
             "name": "Predict the first converge",
             "crpbot_env_file": converge,
@@ -702,21 +700,7 @@ def playbook(tmp_path: Path, env_path: Path, db_url: str) -> Path:
             "register": "duplicate",
             "ignore_errors": True,
         },
-        {
-            "name": "Save the results",
-            "ansible.builtin.copy": {
-                "content": "{{ {'predicted': predicted, 'after_check': after_check, 'first': first, 'second': second,"
-                " 'mode_fix': mode_fix, 'owner_fix': owner_fix, 'predicted_new': predicted_new, 'refused': refused,"
-                " 'no_parent': no_parent, 'duplicate': duplicate} | to_nice_json }}",
-                "dest": str(results),
-                "mode": "0600",
-            },
-        },
     ]
-    play = [{"name": "Exercise crpbot_env_file", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
-    path = tmp_path / "play.yml"
-    path.write_text(json.dumps(play, indent=2))  # JSON is YAML
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -732,31 +716,16 @@ def e2e(tmp_path_factory):
         owner = (65534, 65534)
         os.chown(env_path, *owner)
     db_url = env.build_db_url("rds", user="crpbot", password=DB_PASSWORD, **RDS)
-    interpreter = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        json.dumps(
-            {
-                "all": {
-                    "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": interpreter}}
-                }
-            }
-        )
+    play = run_module_play(
+        tmp_path,
+        play_tasks(tmp_path, env_path, db_url),
+        name="Exercise crpbot_env_file",
+        extra_args=("--diff", "-vvv"),
     )
-    play = playbook(tmp_path, env_path, db_url)
-    done = subprocess.run(
-        [bin_path("ansible-playbook"), "-i", str(inventory), "-c", "local", "--diff", "-vvv", str(play)],
-        cwd=REPO,
-        env=ansible_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-5000:]
+    assert play.returncode == 0, play.output[-5000:]
     return {
-        "output": output,
-        "results": json.loads((tmp_path / "results.json").read_text()),
+        "output": play.output,
+        "results": play.results,
         "env_path": env_path,
         "workdir": workdir,
         "db_url": db_url,

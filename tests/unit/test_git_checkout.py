@@ -7,7 +7,6 @@ tmp_path. No remote host is contacted.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -15,18 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.ansible_run import run_module_play
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 
 import crpbot_git  # noqa: E402
 
 BLOCK = "# BEGIN crpbot-ansible amazon_q\n.amazonq/\n# END crpbot-ansible amazon_q\n"
-GIT_ENV = {
-    **os.environ,
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_TERMINAL_PROMPT": "0",
-}
+GIT_VARS = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"}
+GIT_ENV = {**os.environ, **GIT_VARS}
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,64 +275,12 @@ def e2e(tmp_path_factory):
         task("uptodate_dirty", c["uptodate_dirty"]),
         task("notgit", notgit, ignore_errors=True),
     ]
-    names = [t["register"] for t in tasks]
-    results = tmp / "results.json"
-    tasks.append(
-        {
-            "name": "Save the results",
-            "ansible.builtin.copy": {
-                "content": "{{ {" + ", ".join(f"'{n[2:]}': {n}" for n in names) + "} | to_json }}",
-                "dest": str(results),
-                "mode": "0600",
-            },
-        }
-    )
-    play = tmp / "play.yml"
-    play.write_text(
-        json.dumps(
-            [{"name": "Exercise crpbot_git_checkout", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
-        )
-    )
-    interpreter = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    # ansible.cfg enables only the crpbot, yaml and ini inventory plugins, so no "-i localhost,".
-    inventory = tmp / "hosts.yml"
-    inventory.write_text(
-        json.dumps(
-            {
-                "all": {
-                    "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": interpreter}}
-                }
-            }
-        )
-    )
-    env = {
-        **GIT_ENV,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-local"),
-        "ANSIBLE_REMOTE_TMP": str(tmp / "ansible-remote"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-    }
-    done = subprocess.run(  # noqa: S603
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            "-c",
-            "local",
-            str(play),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-5000:]
+    # GIT_VARS reach the module's git commands: no global or system git config, no prompt.
+    play = run_module_play(tmp, tasks, name="Exercise crpbot_git_checkout", env=GIT_VARS)
+    assert play.returncode == 0, play.output[-5000:]
     return {
-        "r": json.loads(results.read_text()),
-        "output": output,
+        "r": {name.removeprefix("r_"): result for name, result in play.results.items()},
+        "output": play.output,
         "tmp": tmp,
         "c": c,
         "before": before,

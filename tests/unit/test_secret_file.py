@@ -7,15 +7,13 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import os
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.ansible_run import ansible_env, bin_path
+from tests.ansible_run import run_module_play
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "plugins" / "modules" / "crpbot_secret_file.py"
@@ -123,11 +121,10 @@ def test_plan_refuses_links_dirs_and_missing_parents(module, tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
-def playbook(tmp_path: Path, path: Path) -> Path:
+def play_tasks(tmp_path: Path, path: Path) -> list[dict]:
     write = {"path": str(path), "content": SECRET}
-    results = tmp_path / "results.json"
     # The tasks carry no no_log on purpose: the module's own no_log on content must be enough.
-    tasks = [
+    return [
         {"name": "Predict the first write", "crpbot_secret_file": write, "check_mode": True, "register": "predicted"},
         {"name": "Stat after the prediction", "ansible.builtin.stat": {"path": str(path)}, "register": "after_check"},
         {"name": "Write", "crpbot_secret_file": write, "register": "first"},
@@ -152,21 +149,7 @@ def playbook(tmp_path: Path, path: Path) -> Path:
             "register": "no_parent",
             "ignore_errors": True,
         },
-        {
-            "name": "Save the results",
-            "ansible.builtin.copy": {
-                "content": "{{ {'predicted': predicted, 'after_check': after_check, 'first': first, 'second': second,"
-                " 'mode_fix': mode_fix, 'predicted_change': predicted_change, 'changed': changed,"
-                " 'no_backup': no_backup, 'no_parent': no_parent} | to_nice_json }}",
-                "dest": str(results),
-                "mode": "0600",
-            },
-        },
     ]
-    play = [{"name": "Exercise crpbot_secret_file", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
-    playbook_path = tmp_path / "play.yml"
-    playbook_path.write_text(json.dumps(play, indent=2))  # JSON is YAML
-    return playbook_path
 
 
 @pytest.fixture(scope="module")
@@ -175,21 +158,11 @@ def e2e(tmp_path_factory):
     workdir = tmp_path / "home"
     workdir.mkdir()
     path = workdir / "pw"
-    interpreter = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        json.dumps(
-            {"all": {"hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": interpreter}}}}
-        )
+    play = run_module_play(
+        tmp_path, play_tasks(tmp_path, path), name="Exercise crpbot_secret_file", extra_args=("--diff", "-vvv")
     )
-    done = subprocess.run(
-        [bin_path("ansible-playbook"), "-i", str(inventory), "--diff", "-vvv", str(playbook(tmp_path, path))],
-        cwd=REPO, env=ansible_env(tmp_path), capture_output=True, text=True, timeout=600,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-5000:]
-    return {"output": output, "results": json.loads((tmp_path / "results.json").read_text()), "path": path,
-            "workdir": workdir}
+    assert play.returncode == 0, play.output[-5000:]
+    return {"output": play.output, "results": play.results, "path": path, "workdir": workdir}
 
 
 def test_e2e_check_mode_predicts_and_writes_nothing(e2e):

@@ -7,15 +7,15 @@ to end through ansible-playbook (local connection) for its argument spec, check 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import stat
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.ansible_run import run_module_play
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "plugins" / "modules"))
@@ -198,32 +198,9 @@ def test_failed_write_leaves_no_temp_file(wheel, tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------------
 
 
-def playbook(tmp_path: Path, tasks: list[dict]) -> subprocess.CompletedProcess[str]:
-    play = tmp_path / "play.yml"
-    play.write_text(json.dumps([{"name": "Exercise crpbot_wheel_script", "hosts": "localhost",
-                                 "gather_facts": False, "tasks": tasks}]))
-    interpreter = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(json.dumps({"all": {"hosts": {"localhost": {
-        "ansible_connection": "local", "ansible_python_interpreter": interpreter}}}}))
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
-        "ANSIBLE_REMOTE_TMP": str(tmp_path / "ansible-remote"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-    }
-    return subprocess.run(  # noqa: S603
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(play)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
-
-
 def test_module_end_to_end(wheel, tmp_path):
     dest = tmp_path / "bin" / "uv"
     dest.parent.mkdir()
-    results = tmp_path / "results.json"
     args = {"wheel": str(wheel), "member": MEMBER, "dest": str(dest)}
     tasks = [
         {"name": "Check", "crpbot_wheel_script": args, "check_mode": True, "diff": True, "register": "r_check"},
@@ -231,13 +208,10 @@ def test_module_end_to_end(wheel, tmp_path):
         {"name": "Again", "crpbot_wheel_script": args, "register": "r_again"},
         {"name": "Bad mode", "crpbot_wheel_script": {**args, "mode": "rwx"}, "register": "r_bad",
          "ignore_errors": True},
-        {"name": "Save", "ansible.builtin.copy": {
-            "content": "{{ {'check': r_check, 'install': r_install, 'again': r_again, 'bad': r_bad} | to_json }}",
-            "dest": str(results), "mode": "0600"}},
     ]
-    done = playbook(tmp_path, tasks)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-5000:]
-    r = json.loads(results.read_text())
+    play = run_module_play(tmp_path, tasks, name="Exercise crpbot_wheel_script", timeout=300)
+    assert play.returncode == 0, play.output[-5000:]
+    r = {name.removeprefix("r_"): result for name, result in play.results.items()}
     assert r["check"]["changed"] and r["check"]["action"] == "installed"
     assert r["check"]["diff"]["before"] == "" and sha(BINARY) in r["check"]["diff"]["after"]
     assert r["install"]["changed"] and r["install"]["mode"] == "0755"
