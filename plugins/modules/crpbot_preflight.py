@@ -85,6 +85,27 @@ options:
     description: S3/STS endpoint of an S3-compatible server (the sandbox's); empty for AWS.
     type: str
     default: ""
+  env_file:
+    description:
+      - The C(.env) the app checks read; C(<project_dir>/.env) by default.
+      - C(playbooks/rotate_credentials.yml) points it at the staged C(.env.pending) to test a new credential.
+    type: path
+  db_password_file:
+    description: The password file of the B(.db_password) check; C(<project_dir>/.db_password) by default.
+    type: path
+  aws_credentials_file:
+    description: The AWS shared credentials file of the AWS checks; the profile's usual C(~/.aws/credentials) by default.
+    type: path
+  only:
+    description:
+      - Which groups of checks to run, in this order; all by default.
+      - V(repo) the two repo checks, V(venv) the two venv checks, V(app) the checks run with the
+        app's libraries (C(.env), RUNTIME_MODE, database, C(.db_password), AWS identity, bucket),
+        V(files) the modes and owners of the secret files.
+    type: list
+    elements: str
+    choices: [repo, venv, app, files]
+    default: [repo, venv, app, files]
 author:
   - crpbot-ansible contributors
 """
@@ -130,6 +151,7 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.crpbot_git import gitignore_is_ours, parse_status
+from ansible.module_utils.crpbot_venv import VenvError, run_script
 
 MARKER = "crpbot-ansible"
 
@@ -201,6 +223,9 @@ except Exception as exc:
     out["db_password"] = {"ok": False, "why": type(exc).__name__ + ": " + scrub(exc, password)}
 
 try:
+    import os
+    if req.get("aws_credentials_path"):
+        os.environ["AWS_SHARED_CREDENTIALS_FILE"] = req["aws_credentials_path"]
     import boto3
     from botocore.config import Config
     session = boto3.session.Session(profile_name=req["profile"], region_name=req["region"])
@@ -298,24 +323,19 @@ PROBE_CHECKS = (".env readable", "RUNTIME_MODE", "database", ".db_password", "AW
 def probe_checks(module, params):
     """The checks that need the app's own libraries: run VENV_PROBE with the venv's python."""
     project = params["project_dir"]
-    python = os.path.join(project, ".venv", "bin", "python")
-    if not os.access(python, os.X_OK):
-        return [row(name, False, "no venv to run the app's libraries") for name in PROBE_CHECKS]
     request = {
-        "env_path": os.path.join(project, ".env"),
-        "db_password_path": os.path.join(project, ".db_password"),
+        "env_path": params["env_file"] or os.path.join(project, ".env"),
+        "db_password_path": params["db_password_file"] or os.path.join(project, ".db_password"),
+        "aws_credentials_path": params["aws_credentials_file"],
         "profile": params["aws_profile"],
         "region": params["region"],
         "bucket": params["bucket"],
         "endpoint_url": params["endpoint_url"],
     }
-    # The script is on the command line (it holds no secret); the request goes in on stdin.
-    rc, out, err = module.run_command([python, "-c", VENV_PROBE], data=json.dumps(request), cwd=project)
     try:
-        result = json.loads(out.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        last = err.strip().splitlines()[-1] if err.strip() else "no output"
-        return [row(name, False, f"the probe failed (exit {rc}): {last}") for name in PROBE_CHECKS]
+        result = run_script(module, project, VENV_PROBE, request)
+    except VenvError as exc:
+        return [row(name, False, f"cannot run the app's libraries: {exc}") for name in PROBE_CHECKS]
     env = result["env"]
     rows = [row(".env readable", env["ok"], f"{env['keys']} keys" if env["ok"] else env["why"])]
     mode = env.get("runtime_mode") if env["ok"] else None
@@ -355,6 +375,14 @@ def secret_file_checks(params):
     return rows
 
 
+GROUPS = {
+    "repo": lambda module, params: repo_checks(module, params["project_dir"], params["branch"], params["remote"]),
+    "venv": venv_checks,
+    "app": probe_checks,
+    "files": lambda module, params: secret_file_checks(params),
+}
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -371,16 +399,18 @@ def main():
             region=dict(type="str", required=True),
             bucket=dict(type="str", required=True),
             endpoint_url=dict(type="str", default=""),
+            env_file=dict(type="path"),
+            db_password_file=dict(type="path"),
+            aws_credentials_file=dict(type="path"),
+            only=dict(type="list", elements="str", choices=list(GROUPS), default=list(GROUPS)),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    checks = (
-        repo_checks(module, params["project_dir"], params["branch"], params["remote"])
-        + venv_checks(module, params)
-        + probe_checks(module, params)
-        + secret_file_checks(params)
-    )
+    checks = []
+    for group in GROUPS:
+        if group in params["only"]:
+            checks += GROUPS[group](module, params)
     module.exit_json(changed=False, checks=checks, failed_checks=[c["check"] for c in checks if not c["ok"]])
 
 

@@ -250,7 +250,8 @@ def ensure_image(log=print) -> str:
 def _spawn(name: str, cmd: list[str], log_path: Path) -> int:
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=REPO,  # for `python -m tests.testbed...`
         )
     return proc.pid
 
@@ -323,10 +324,26 @@ def stop_postgres(pg: dict[str, Any]) -> None:
     shutil.rmtree(pgdir, ignore_errors=True)
 
 
-def start_moto(state: dict[str, Any]) -> None:
+def iam_users(secrets: dict[str, Any]) -> list[dict[str, str]]:
+    """One IAM user per AWS key of the vault: the shared key's and each per-role key's."""
+    users = [{"name": "crpbot-builder", "access_key_id": secrets["vault_crpbot_aws_access_key_id"],
+              "secret_access_key": secrets["vault_crpbot_aws_secret_access_key"]}]
+    for role, key in sorted((secrets.get("vault_crpbot_aws_keys_by_role") or {}).items()):
+        users.append({"name": f"crpbot-{role}", "access_key_id": key["access_key_id"],
+                      "secret_access_key": key["secret_access_key"]})
+    return users
+
+
+def start_moto(state: dict[str, Any], secrets: dict[str, Any]) -> None:
     port = free_port()
     log = state_dir() / "moto.log"
-    pid = _spawn("moto", [_venv_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)], log)
+    seed = state_dir() / "moto-seed.json"
+    fd = os.open(seed, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"users": iam_users(secrets)}, handle)
+    # The server deletes the seed file once read; its argv holds no secret.
+    pid = _spawn("moto", [sys.executable, "-m", "tests.testbed.moto_server", "--port", str(port),
+                          "--seed", str(seed)], log)
     state["moto"] = {"pid": pid, "port": port, "endpoint": f"http://127.0.0.1:{port}"}
     save_state(state)
 
@@ -540,12 +557,13 @@ def up(log=print) -> dict[str, Any]:
     try:
         image = ensure_image(log)
         state["image"] = image
-        db_password = sandbox_secrets()["vault_crpbot_db_password"]
+        secrets = sandbox_secrets()
+        db_password = secrets["vault_crpbot_db_password"]
         make_keys(state)
         for host in HOSTS:
             start_host(state, image, host)
         start_postgres(state, db_password)
-        start_moto(state)
+        start_moto(state, secrets)
         build_fixture_repo(state)
         write_known_hosts(state)
         for host in state["hosts"]:
