@@ -96,6 +96,11 @@ options:
   aws_credentials_file:
     description: The AWS shared credentials file of the AWS checks; the profile's usual C(~/.aws/credentials) by default.
     type: path
+  aws_user:
+    description:
+      - The IAM user the AWS key must belong to; the B(AWS identity) check fails when STS names
+        another identity. Any identity passes when unset.
+    type: str
   only:
     description:
       - Which groups of checks to run, in this order; all by default.
@@ -233,7 +238,12 @@ try:
     cfg = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10, read_timeout=20,
                  s3={"addressing_style": "path"} if req["endpoint_url"] else None)
     ident = session.client("sts", config=cfg, **kw).get_caller_identity()
-    out["sts"] = {"ok": True, "why": ident.get("Arn", "")}
+    arn = ident.get("Arn", "")
+    want = req.get("aws_user")
+    if want and not arn.endswith(":user/" + want):
+        out["sts"] = {"ok": False, "why": "signed in as " + arn + ", not as IAM user " + want}
+    else:
+        out["sts"] = {"ok": True, "why": arn}
     try:
         session.client("s3", config=cfg, **kw).list_objects_v2(Bucket=req["bucket"], MaxKeys=1)
         out["bucket"] = {"ok": True, "why": "s3://" + req["bucket"] + "/ is listable"}
@@ -327,6 +337,7 @@ def probe_checks(module, params):
         "env_path": params["env_file"] or os.path.join(project, ".env"),
         "db_password_path": params["db_password_file"] or os.path.join(project, ".db_password"),
         "aws_credentials_path": params["aws_credentials_file"],
+        "aws_user": params["aws_user"],
         "profile": params["aws_profile"],
         "region": params["region"],
         "bucket": params["bucket"],
@@ -400,8 +411,9 @@ def main():
             bucket=dict(type="str", required=True),
             endpoint_url=dict(type="str", default=""),
             env_file=dict(type="path"),
-            db_password_file=dict(type="path"),
+            db_password_file=dict(type="path", no_log=False),
             aws_credentials_file=dict(type="path"),
+            aws_user=dict(type="str"),
             only=dict(type="list", elements="str", choices=list(GROUPS), default=list(GROUPS)),
         ),
         supports_check_mode=True,
