@@ -58,15 +58,24 @@ def render(data, header):
                               allow_unicode=True, explicit_start=True)
 
 
-def write_new(path, data):
-    """Write bytes to a new file 0600 atomically; refuse (FileExistsError) if it exists."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)  # 0600
+def _temp_beside(path, data):
+    """Write bytes to a new 0600 temporary file in path's directory, fsynced; return its name."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path))
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def write_new(path, data):
+    """Write bytes to a new file 0600 atomically; refuse (FileExistsError) if it exists."""
+    tmp = _temp_beside(path, data)
+    try:
         os.link(tmp, path)
     finally:
         os.unlink(tmp)
@@ -74,21 +83,16 @@ def write_new(path, data):
 
 def replace_file(path, data):
     """Swap bytes in for an existing file atomically, keeping its mode (temp + fsync + rename)."""
-    directory = os.path.dirname(path)
     mode = os.stat(path).st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    tmp = _temp_beside(path, data)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(directory, os.O_RDONLY)
+    dir_fd = os.open(os.path.dirname(path), os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:

@@ -107,7 +107,8 @@ def plan_write(path, old_bytes, st, new_bytes, mode, uid, gid):
     }
 
 
-def _fsync_dir(directory):
+def fsync_dir(directory):
+    """fsync a directory, so a rename in it survives a crash."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -155,7 +156,7 @@ def write_atomically(path, data, mode, uid, gid):
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def fix_attributes(path, mode, uid, gid, st):

@@ -70,17 +70,10 @@ leftovers:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.crpbot_files import fsync_dir
 
 PENDING = ".pending"
 PREV = ".prev"
-
-
-def _fsync_dir(path):
-    fd = os.open(os.path.dirname(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def plan(path, state):
@@ -110,7 +103,7 @@ def apply(ops):
             os.replace(src, dst)
         else:
             os.unlink(src)
-        _fsync_dir(src)
+        fsync_dir(os.path.dirname(src))
 
 
 def leftovers(paths):
