@@ -85,7 +85,7 @@ options:
     type: int
     default: 16
   multipart_threshold:
-    description: Objects of at least this many bytes go through boto3's multipart transfer manager.
+    description: Objects of at least this many bytes go through s3transfer's (boto3's) multipart transfer manager.
     type: int
     default: 8388608
   multipart_chunksize:
@@ -169,42 +169,56 @@ stale_temp_files:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.crpbot_s3 import ModuleFailure, Sync, diff_text
+from ansible.module_utils.crpbot_s3 import ModuleFailure, Sync, diff_text, expect_continue_only_for_large_puts
 
+# botocore alone: boto3's import (resources, docs, s3transfer) costs ~0.1 s more on every run, and
+# s3transfer is imported by the executor only when an object is large enough for multipart.
 try:
-    import boto3
     import botocore.exceptions
-    from boto3.s3.transfer import TransferConfig
+    import botocore.session
     from botocore.config import Config
-    HAS_BOTO3 = True
+    HAS_BOTOCORE = True
 except ImportError:
-    HAS_BOTO3 = False
+    HAS_BOTOCORE = False
 
 
-def make_client(params):
-    try:
-        session = boto3.session.Session(profile_name=params["profile"] or None, region_name=params["region"] or None)
-    except botocore.exceptions.ProfileNotFound:
-        raise ModuleFailure(f"AWS profile {params['profile']} is not in ~/.aws/config or ~/.aws/credentials") from None
-    if session.get_credentials() is None:
-        raise ModuleFailure(f"no AWS credentials found (profile {params['profile'] or 'default chain'});"
-                            " write ~/.aws/credentials (role crpbot_credentials)")
-    config = Config(
+def client_config(params):
+    """Client options: a connection per worker and then some, standard retries, path-style for
+    S3-compatible servers; no CRC checksum computed per request (integrity is checked with
+    Content-MD5 on puts and with MD5/SHA-256 of every download, see module_utils/crpbot_s3)."""
+    options = dict(
         max_pool_connections=params["workers"] * 2,
         retries={"mode": "standard", "max_attempts": 5},
         s3={"addressing_style": "path" if params["path_style"] else "auto"},
     )
-    return session.client("s3", endpoint_url=params["endpoint_url"] or None, config=config)
+    try:
+        return Config(request_checksum_calculation="when_required", response_checksum_validation="when_required",
+                      **options)
+    except TypeError:  # botocore < 1.36 has neither option and computes no CRC anyway
+        return Config(**options)
 
 
-def transfer_config(params):
-    return TransferConfig(multipart_threshold=params["multipart_threshold"],
-                          multipart_chunksize=params["multipart_chunksize"], max_concurrency=2, use_threads=True)
+def make_client(params):
+    session = botocore.session.Session(profile=params["profile"] or None)
+    # Keep LastModified as the listed text: parsing 1,000 timestamps a page with dateutil is most of
+    # the client's CPU in a listing; only downloaded objects need their time (crpbot_s3.to_epoch).
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    try:
+        credentials = session.get_credentials()
+        client = session.create_client("s3", region_name=params["region"] or None,
+                                       endpoint_url=params["endpoint_url"] or None, config=client_config(params))
+    except botocore.exceptions.ProfileNotFound:
+        raise ModuleFailure(f"AWS profile {params['profile']} is not in ~/.aws/config or ~/.aws/credentials") from None
+    if credentials is None:
+        raise ModuleFailure(f"no AWS credentials found (profile {params['profile'] or 'default chain'});"
+                            " write ~/.aws/credentials (role crpbot_credentials)")
+    expect_continue_only_for_large_puts(client)
+    return client
 
 
 def run(client, params, check_mode):
     try:
-        return Sync(client, params, transfer_config(params)).run(check_mode)
+        return Sync(client, params).run(check_mode)
     except botocore.exceptions.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "NoSuchBucket":
@@ -239,7 +253,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_BOTO3:
+    if not HAS_BOTOCORE:
         module.fail_json(msg=missing_required_lib("boto3"))
     params = module.params
     try:
