@@ -536,7 +536,8 @@ class Sync:
                            if rel in remote or os.path.isfile(self.path(rel))}
                 if direction == "pull":
                     os.makedirs(self.root, exist_ok=True)
-                if items or refreshed or removed or records != load_state(self.root, self.target)[1]:
+                # state still holds the records as loaded (records is a copy, its values are replaced).
+                if items or refreshed or removed or records != state.get("targets", {}).get(self.target, {}):
                     save_state(self.root, state, self.target, records)
         result = summarize(items, self.p.get("report_items", 20))
         result.update(direction=direction, bucket=self.bucket, prefix=self.prefix, local_dir=self.root,
@@ -550,10 +551,6 @@ class Sync:
         if direction == "pull":
             os.makedirs(self.root, exist_ok=True)
         work = (e["path"] for e in items if e["action"] != "delete")
-        if direction == "push":
-            submit = lambda rel: pool.submit(self.upload, rel)  # noqa: E731
-        else:
-            submit = lambda rel: pool.submit(self.download, rel, remote[rel])  # noqa: E731
         # A window of pending transfers, collected in order: memory stays bounded by the window
         # (not one future per file of the plan) while the pool always has work queued.
         window = max(1, self.p.get("workers", 16)) * PENDING_PER_WORKER
@@ -562,7 +559,7 @@ class Sync:
         errors = []
         while True:
             for rel in work:
-                pending.append((rel, submit(rel)))
+                pending.append((rel, self.submit(pool, rel, remote)))
                 if len(pending) >= window:
                     break
             if not pending:
@@ -595,6 +592,11 @@ class Sync:
                 os.unlink(self.path(rel))
         for rel in deletes:
             records.pop(rel, None)
+
+    def submit(self, pool, rel, remote):
+        if self.p["direction"] == "push":
+            return pool.submit(self.upload, rel)
+        return pool.submit(self.download, rel, remote[rel])
 
     def upload(self, rel):
         path = self.path(rel)
