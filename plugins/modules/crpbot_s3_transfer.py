@@ -36,6 +36,10 @@ description:
     two selected keys differ only by case. Extra local files are deleted only with
     O(delete=true) and at most O(max_deletes) of them, else the module fails before changing anything.
   - >-
+    B(Puts are checked.) Each single-part put carries C(Content-MD5), so the server refuses a body
+    damaged on the way, and the returned ETag is compared with the local MD5; multipart uploads are
+    checked by size. Only bodies of at least 2 MiB wait for C(100 Continue) before they are sent.
+  - >-
     B(Push deletes) keys under the prefix that have no local file only with O(delete=true), never keys
     the filters leave out, and fails when more than O(max_deletes) would go.
   - >-
@@ -113,7 +117,7 @@ options:
     type: int
     default: 20
 requirements:
-  - boto3 on the target's Python interpreter
+  - boto3 on the target's Python interpreter (the module imports its botocore, and s3transfer only for multipart)
 notes:
   - Supports check mode (the full plan, nothing written) and diff mode (one line per planned item).
   - C(changed) is true exactly when the plan is not empty.
