@@ -7,9 +7,13 @@ server on a free loopback port and times, side by side, on separate buckets:
 
   cold push, no-op push, cold filtered pull (BTC-USD*), no-op pull, pull after one same-size rebuild
 
-Prints the median of ``--repeat`` runs per case, the ratio module/awscli and the peak RSS of the
-largest process of each run (ansible-playbook, its worker or the module; aws). Run from the repo
-root after ``uv sync``:  .venv/bin/python benchmarks/s3_sync.py [--files 20000] [--repeat 3]
+Prints the median of ``--repeat`` runs per case, the ratio module/awscli, the peak RSS of the
+module process itself (the playbook runs it through a small interpreter wrapper that records it),
+of the largest process of the playbook run (ansible-playbook, its worker or the module) and of aws.
+``--files 2000,20000`` runs both sizes (each with its own data set and moto server) and then prints
+the no-op time at the larger size over the smaller one. Run from the repo root after ``uv sync``:
+
+  .venv/bin/python benchmarks/s3_sync.py [--files 2000,20000] [--repeat 3,1]
 """
 
 from __future__ import annotations
@@ -72,6 +76,16 @@ def start_moto(log: Path):
     raise SystemExit("moto server did not start")
 
 
+MODULE_PYTHON = """#!{python} -S
+# Runs the module with the benchmark's python and appends the module process's peak RSS (KB) to a log.
+import resource, subprocess, sys
+code = subprocess.run([{python!r}, *sys.argv[1:]]).returncode
+with open({log!r}, "a") as log:
+    log.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) + chr(10))
+sys.exit(code)
+"""
+
+
 def timed(args, env) -> tuple[float, int]:
     """Wall seconds and peak RSS (MB) of the largest process the command ran."""
     wrapper = ("import resource,subprocess,sys,time;t=time.monotonic();"
@@ -90,8 +104,12 @@ class Module:
 
     def __init__(self, work: Path, endpoint: str, env):
         self.work, self.endpoint, self.env = work, endpoint, env
+        self.rss_log = work / "module-rss.log"
+        wrapper = work / "module-python"
+        wrapper.write_text(MODULE_PYTHON.format(python=sys.executable, log=str(self.rss_log)))
+        wrapper.chmod(0o755)
         (work / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"localhost": {
-            "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}))
+            "ansible_connection": "local", "ansible_python_interpreter": str(wrapper)}}}}))
         play = [{"name": "Benchmark", "hosts": "localhost", "gather_facts": False, "tasks": [{
             "name": "Sync", "crpbot_s3_transfer": {
                 "direction": "{{ direction }}", "bucket": "{{ bucket }}", "prefix": "data/raw",
@@ -102,8 +120,11 @@ class Module:
     def run(self, direction, bucket, local, filtered=False):
         extra = {"direction": direction, "bucket": bucket, "local_dir": str(local),
                  "filters": ["+ BTC-USD*"] if filtered else []}
-        return timed([str(VENV_BIN / "ansible-playbook"), "-i", str(self.work / "hosts.yml"),
-                      str(self.work / "play.yml"), "-e", json.dumps(extra)], self.env)
+        self.rss_log.unlink(missing_ok=True)
+        seconds, largest = timed([str(VENV_BIN / "ansible-playbook"), "-i", str(self.work / "hosts.yml"),
+                                  str(self.work / "play.yml"), "-e", json.dumps(extra)], self.env)
+        module = max(int(line) for line in self.rss_log.read_text().split()) // 1024
+        return seconds, largest, module
 
 
 class AwsCli:
@@ -119,7 +140,8 @@ class AwsCli:
                 "--only-show-errors"]
         if filtered:
             args += ["--exclude", "*", "--include", "BTC-USD*", "--include", "*/BTC-USD*"]
-        return timed(args, self.env)
+        seconds, largest = timed(args, self.env)
+        return seconds, largest, largest
 
 
 def empty_bucket(client, bucket):
@@ -130,34 +152,27 @@ def empty_bucket(client, bucket):
             client.delete_objects(Bucket=bucket, Delete={"Objects": objs, "Quiet": True})
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=2000, help="2000 (default) or 20000")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is shown")
-    parser.add_argument("--workdir", type=Path, help="keep the data set and logs here")
-    opts = parser.parse_args()
+CASES = ["cold push", "no-op push", "cold filtered pull", "no-op pull", "pull after same-size rebuild"]
 
-    import boto3
 
-    work = opts.workdir or Path(tempfile.mkdtemp(prefix="crpbot-s3-bench-"))
+def run_size(work: Path, files: int, repeat: int, client_factory) -> dict:
+    """Every case for both tools, ``repeat`` times, alternating the tools; ``{(case, tool): [(s, MB, MB)]}``."""
     work.mkdir(parents=True, exist_ok=True)
     src = work / "src"
     if src.exists():
         shutil.rmtree(src)
-    total = build_dataset(src, opts.files)
-    print(f"data set: {opts.files} files, {total / 1e6:.1f} MB in {src}", flush=True)
+    total = build_dataset(src, files)
+    print(f"data set: {files} files, {total / 1e6:.1f} MB in {src}", flush=True)
     moto, endpoint = start_moto(work / "moto.log")
     env = dict(os.environ, **CREDS, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="bench", aws_secret_access_key="bench")
+    client = client_factory(endpoint)
     tools = [Module(work, endpoint, env), AwsCli(endpoint, env)]
-    cases = ["cold push", "no-op push", "cold filtered pull", "no-op pull", "pull after same-size rebuild"]
-    results = {(case, tool.name): [] for case in cases for tool in tools}
+    results = {(case, tool.name): [] for case in CASES for tool in tools}
     rebuilt = src / "BTC-USD" / "BTC-USD_1m_00000.parquet"
     try:
         for tool in tools:
             client.create_bucket(Bucket=f"bench-{tool.name}")
-        for rep in range(opts.repeat):
+        for rep in range(repeat):
             for tool in tools:
                 bucket, local = f"bench-{tool.name}", work / f"dst-{tool.name}"
                 tool_src = work / f"src-{tool.name}"
@@ -177,24 +192,71 @@ def main():
                 results["pull after same-size rebuild", tool.name].append(tool.run("pull", bucket, local, True))
                 fetched = (local / rebuilt.relative_to(src)).read_bytes() == target.read_bytes()
                 results.setdefault(("fetched", tool.name), []).append(fetched)
-                print(f"run {rep + 1}/{opts.repeat} {tool.name} done", flush=True)
+                print(f"{files} files: run {rep + 1}/{repeat} {tool.name} done", flush=True)
     finally:
         moto.terminate()
         moto.wait()
-    print()
-    print(f"| case ({opts.files} files, median of {opts.repeat}) | module s | awscli s | module/awscli |"
-          " module peak MB | awscli peak MB |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for case in cases:
-        mod = results[case, "module"]
-        cli = results[case, "awscli"]
-        m = statistics.median(s for s, _ in mod)
-        a = statistics.median(s for s, _ in cli)
-        print(f"| {case} | {m:.2f} | {a:.2f} | {m / a:.2f} | {max(r for _, r in mod)} | {max(r for _, r in cli)} |")
+    return results
+
+
+def median(runs, index=0):
+    return statistics.median(run[index] for run in runs)
+
+
+def print_table(files: int, repeat: int, results: dict):
+    runs = f"median of {repeat}" if repeat > 1 else "1 run"
+    print(f"\n| case ({files} files, {runs}) | module s | awscli s | module/awscli |"
+          " module process peak MB | playbook largest process peak MB | awscli peak MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for case in CASES:
+        mod, cli = results[case, "module"], results[case, "awscli"]
+        m, a = median(mod), median(cli)
+        print(f"| {case} | {m:.2f} | {a:.2f} | {m / a:.2f} | {max(r[2] for r in mod)} |"
+              f" {max(r[1] for r in mod)} | {max(r[1] for r in cli)} |")
     print(f"\nsame-size rebuild fetched: module {all(results['fetched', 'module'])},"
           f" awscli {all(results['fetched', 'awscli'])}")
-    print(f"(peak MB: largest single process of the run; this process: "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB)")
+
+
+def print_scaling(sizes, by_size):
+    small, large = min(sizes), max(sizes)
+    print(f"\n| no-op time, {large} files over {small} files | module | awscli |")
+    print("|---|---:|---:|")
+    for case in ("no-op push", "no-op pull"):
+        cells = [median(by_size[large][case, tool]) / median(by_size[small][case, tool])
+                 for tool in ("module", "awscli")]
+        print(f"| {case} | {cells[0]:.1f}x | {cells[1]:.1f}x |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", default="2000", help="comma-separated sizes, e.g. 2000 (default), 20000 or 2000,20000")
+    parser.add_argument("--repeat", default="3",
+                        help="runs per case (the median is shown); one value, or one per --files size, e.g. 3,1")
+    parser.add_argument("--workdir", type=Path, help="keep the data sets and logs here")
+    opts = parser.parse_args()
+    sizes = [int(value) for value in opts.files.split(",")]
+    repeats = [int(value) for value in opts.repeat.split(",")]
+    if len(repeats) == 1:
+        repeats *= len(sizes)
+    if len(repeats) != len(sizes):
+        parser.error("--repeat takes one value or one per --files size")
+
+    import boto3
+
+    def client_factory(endpoint):
+        return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                            aws_access_key_id="bench", aws_secret_access_key="bench")
+
+    work = opts.workdir or Path(tempfile.mkdtemp(prefix="crpbot-s3-bench-"))
+    by_size = {}
+    for files, repeat in zip(sizes, repeats):
+        by_size[files] = run_size(work / str(files), files, repeat, client_factory)
+        print_table(files, repeat, by_size[files])
+    if len(by_size) > 1:
+        print_scaling(sizes, by_size)
+    print("\n(module process: the module's own python; playbook largest process: the largest single process"
+          " of the ansible-playbook run, usually ansible-playbook itself; awscli: the aws process."
+          f" This process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB)")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ and mtime look the same. Push stores the SHA-256 in the object metadata ``crpbot
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -24,12 +25,21 @@ import re
 import tempfile
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 
 STATE_NAME = ".crpbot-s3-state.json"
 TMP_PREFIX = ".crpbot-s3-tmp-"
 SHA_META = "crpbot-sha256"
 STATE_SAVE_INTERVAL = 2.0
+# Files at least this big are hashed and sent from the open file, not read into memory first.
+STREAM_PUT_SIZE = 256 * 1024
+# Puts of bodies at least this big ask the server first (Expect: 100-continue); smaller ones skip
+# that round trip. The same threshold as the AWS SDK for Go's ContinueHeaderThresholdBytes.
+EXPECT_CONTINUE_SIZE = 2 * 1024 * 1024
+# Transfers submitted ahead of the one being collected, per worker: bounds the futures held.
+PENDING_PER_WORKER = 4
 
 # Calls a pull may make; anything else (put/delete/copy/multipart) is a write.
 READ_CALLS = frozenset({"list_objects_v2", "get_object", "head_object", "get_paginator", "download_fileobj"})
@@ -157,6 +167,24 @@ def strip_etag(etag):
 def simple_md5_etag(etag):
     etag = strip_etag(etag)
     return etag if re.fullmatch(r"[0-9a-f]{32}", etag) else None
+
+
+def to_epoch(value):
+    """Seconds since the epoch of a listed LastModified: a datetime, or its ISO 8601 text as listed."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    try:
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        from botocore.utils import parse_timestamp  # other spellings some S3-compatible servers use
+
+        parsed = parse_timestamp(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
 
 
 # --- local side ------------------------------------------------------------------------------
@@ -341,15 +369,13 @@ def diff_text(items):
 # --- remote listing ---------------------------------------------------------------------------
 
 def _objects(page, prefix, remote):
-    for obj in page.get("Contents", []):
+    start = len(prefix)
+    for obj in page.get("Contents", ()):
         key = obj["Key"]
         if not key.startswith(prefix) or key.endswith("/"):
             continue
-        remote[key[len(prefix):]] = {
-            "size": obj["Size"],
-            "etag": strip_etag(obj.get("ETag")),
-            "mtime": obj["LastModified"].timestamp(),
-        }
+        # "mtime" stays as listed (see to_epoch): only downloaded objects need it as a number.
+        remote[key[start:]] = {"size": obj["Size"], "etag": strip_etag(obj.get("ETag")), "mtime": obj["LastModified"]}
 
 
 def _list_under(client, bucket, list_prefix, prefix):
@@ -383,6 +409,60 @@ def list_remote(client, bucket, prefix, pool=None):
     return remote
 
 
+# --- client tuning ---------------------------------------------------------------------------
+
+def _drop_small_expect(model=None, params=None, **_kwargs):
+    if model is None or model.name != "PutObject" or "Expect" not in params.get("headers", {}):
+        return
+    from botocore.utils import determine_content_length  # a botocore client is calling
+
+    size = determine_content_length(params.get("body"))
+    if size is not None and size < EXPECT_CONTINUE_SIZE:
+        del params["headers"]["Expect"]
+
+
+def expect_continue_only_for_large_puts(client):
+    """botocore sends every PutObject body with ``Expect: 100-continue``, a round trip to the server
+    before the body; keep it only for bodies of at least ``EXPECT_CONTINUE_SIZE`` bytes."""
+    client.meta.events.register_last("before-call.s3", _drop_small_expect)
+
+
+def transfer_config(params, boto3_client=False):
+    """Multipart settings: boto3's TransferConfig for a boto3 client's ``*_fileobj`` methods, else
+    s3transfer's (imported only when an object is large enough for multipart)."""
+    size = dict(multipart_threshold=params.get("multipart_threshold", 8 * 1024 * 1024),
+                multipart_chunksize=params.get("multipart_chunksize", 8 * 1024 * 1024))
+    if boto3_client:
+        from boto3.s3.transfer import TransferConfig
+
+        return TransferConfig(max_concurrency=2, use_threads=True, **size)
+    from s3transfer.manager import TransferConfig
+
+    return TransferConfig(max_request_concurrency=2, **size)
+
+
+def has_fileobj_methods(client):
+    """Whether the client is a boto3 one, with boto3's ``upload_fileobj``/``download_fileobj``."""
+    return getattr(client, "download_fileobj", None) is not None
+
+
+def multipart_transfer(client, config, method, bucket, key, handle, extra_args=None):
+    """``upload_fileobj``/``download_fileobj``: boto3's on a boto3 client, else s3transfer's manager
+    (what boto3's methods run) on a plain botocore client."""
+    if has_fileobj_methods(client):
+        bound = getattr(client, method + "_fileobj")
+        extra = {"ExtraArgs": extra_args} if extra_args else {}
+        return bound(Bucket=bucket, Key=key, Fileobj=handle, Config=config, **extra)
+    from s3transfer.manager import TransferManager
+
+    with TransferManager(client, config) as manager:
+        if method == "upload":
+            manager.upload(handle, bucket, key, extra_args=extra_args).result()
+        else:
+            manager.download(bucket, key, handle, extra_args=extra_args).result()
+    return None
+
+
 # --- executor ---------------------------------------------------------------------------------
 
 class Sync:
@@ -391,7 +471,7 @@ class Sync:
     def __init__(self, client, params, transfer_config=None):
         self.client = client
         self.p = params
-        self.config = transfer_config
+        self._config = transfer_config
         self.threshold = params.get("multipart_threshold", 8 * 1024 * 1024)
         self.bucket = params["bucket"]
         self.prefix = normalize_prefix(params.get("prefix", ""))
@@ -400,6 +480,12 @@ class Sync:
         self.target = target_id(self.bucket, self.prefix, params.get("endpoint_url"))
         self.lock = threading.Lock()
         self.transferred = 0
+
+    @property
+    def config(self):
+        if self._config is None:
+            self._config = transfer_config(self.p, has_fileobj_methods(self.client))
+        return self._config
 
     def path(self, rel):
         return os.path.join(self.root, *rel.split("/"))
@@ -410,9 +496,6 @@ class Sync:
     def head_sha(self, rel):
         head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + rel)
         return head.get("Metadata", {}).get(SHA_META)
-
-    def hash_many(self, pool, rels):
-        return dict(zip(rels, pool.map(self.hasher, rels)))
 
     def run(self, check_mode):
         started = time.monotonic()
@@ -453,7 +536,8 @@ class Sync:
                            if rel in remote or os.path.isfile(self.path(rel))}
                 if direction == "pull":
                     os.makedirs(self.root, exist_ok=True)
-                if items or refreshed or removed or records != load_state(self.root, self.target)[1]:
+                # state still holds the records as loaded (records is a copy, its values are replaced).
+                if items or refreshed or removed or records != state.get("targets", {}).get(self.target, {}):
                     save_state(self.root, state, self.target, records)
         result = summarize(items, self.p.get("report_items", 20))
         result.update(direction=direction, bucket=self.bucket, prefix=self.prefix, local_dir=self.root,
@@ -466,20 +550,27 @@ class Sync:
         direction = self.p["direction"]
         if direction == "pull":
             os.makedirs(self.root, exist_ok=True)
-        work = [e for e in items if e["action"] != "delete"]
-        if direction == "push":
-            futures = [(e, pool.submit(self.upload, e["path"])) for e in work]
-        else:
-            futures = [(e, pool.submit(self.download, e["path"], remote[e["path"]])) for e in work]
+        work = (e["path"] for e in items if e["action"] != "delete")
+        # A window of pending transfers, collected in order: memory stays bounded by the window
+        # (not one future per file of the plan) while the pool always has work queued.
+        window = max(1, self.p.get("workers", 16)) * PENDING_PER_WORKER
+        pending = deque()
         last_save = time.monotonic()
         errors = []
-        for entry, future in futures:
+        while True:
+            for rel in work:
+                pending.append((rel, self.submit(pool, rel, remote)))
+                if len(pending) >= window:
+                    break
+            if not pending:
+                break
+            rel, future = pending.popleft()
             try:
-                records[entry["path"]] = future.result()
+                records[rel] = future.result()
             except ModuleFailure as exc:
                 errors.append(str(exc))
             except Exception as exc:  # a botocore/OS error on one file; the others go on
-                errors.append(f"{entry['path']}: {exc}")
+                errors.append(f"{rel}: {exc}")
             if not errors and time.monotonic() - last_save > STATE_SAVE_INTERVAL:
                 save_state(self.root, state, self.target, records)
                 last_save = time.monotonic()
@@ -502,31 +593,50 @@ class Sync:
         for rel in deletes:
             records.pop(rel, None)
 
+    def submit(self, pool, rel, remote):
+        if self.p["direction"] == "push":
+            return pool.submit(self.upload, rel)
+        return pool.submit(self.download, rel, remote[rel])
+
     def upload(self, rel):
         path = self.path(rel)
         key = self.prefix + rel
-        st = os.stat(path)
-        if st.st_size < self.threshold:
-            with open(path, "rb") as handle:
-                body = handle.read()
-            sha = hashlib.sha256(body).hexdigest()
-            md5 = hashlib.md5(body).hexdigest()  # noqa: S324 - compared with the ETag
-            response = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, Metadata={SHA_META: sha})
-            etag = strip_etag(response.get("ETag"))
-            if simple_md5_etag(etag) and etag != md5:
-                raise ModuleFailure(f"{rel}: the bucket's ETag does not match the uploaded content")
-        else:
-            sha, _md5 = file_hashes(path)
-            with open(path, "rb") as handle:
-                self.client.upload_fileobj(handle, self.bucket, key, ExtraArgs={"Metadata": {SHA_META: sha}},
-                                           Config=self.config)
-            head = self.client.head_object(Bucket=self.bucket, Key=key)
-            etag = strip_etag(head.get("ETag"))
-            if head.get("ContentLength") != st.st_size:
-                raise ModuleFailure(f"{rel}: size in the bucket differs from the uploaded file")
+        with open(path, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            if st.st_size < self.threshold:
+                etag, sha = self._put(rel, key, handle, st.st_size)
+            else:
+                sha, _md5 = file_hashes(path)
+                multipart_transfer(self.client, self.config, "upload", self.bucket, key, handle,
+                                   {"Metadata": {SHA_META: sha}})
+                head = self.client.head_object(Bucket=self.bucket, Key=key)
+                etag = strip_etag(head.get("ETag"))
+                if head.get("ContentLength") != st.st_size:
+                    raise ModuleFailure(f"{rel}: size in the bucket differs from the uploaded file")
         with self.lock:
             self.transferred += st.st_size
         return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "etag": etag, "sha256": sha}
+
+    def _put(self, rel, key, handle, size):
+        """One put_object with Content-MD5 (the server refuses a body damaged on the way).
+
+        A small file is read into memory once; a bigger one is hashed from disk and sent from the
+        open file, so the workers never hold more than a small file each. Returns ``(etag, sha256)``.
+        """
+        if size < STREAM_PUT_SIZE:
+            body = handle.read()
+            sha = hashlib.sha256(body).hexdigest()
+            md5 = hashlib.md5(body)  # noqa: S324 - the single-part ETag
+        else:
+            sha, md5 = _stream_hashes(handle)
+            handle.seek(0)
+            body = handle
+        response = self.client.put_object(Bucket=self.bucket, Key=key, Body=body, Metadata={SHA_META: sha},
+                                          ContentMD5=base64.b64encode(md5.digest()).decode("ascii"))
+        etag = strip_etag(response.get("ETag"))
+        if simple_md5_etag(etag) and etag != md5.hexdigest():
+            raise ModuleFailure(f"{rel}: the bucket's ETag does not match the uploaded content")
+        return etag, sha
 
     def download(self, rel, obj):
         final = self.path(rel)
@@ -553,7 +663,7 @@ class Sync:
                     if strip_etag(head.get("ETag")) != obj["etag"]:
                         raise ModuleFailure(f"{rel}: the object changed during the pull; run it again")
                     meta_sha = head.get("Metadata", {}).get(SHA_META)
-                    self.client.download_fileobj(self.bucket, key, handle, Config=self.config)
+                    multipart_transfer(self.client, self.config, "download", self.bucket, key, handle)
                     handle.flush()
                     sha = md5 = None
                 # No fsync: the rename is atomic against a killed run; after a power loss a short
@@ -567,7 +677,8 @@ class Sync:
                 raise ModuleFailure(f"{rel}: SHA-256 of the download differs from the object's {SHA_META}")
             if simple_md5_etag(obj["etag"]) and md5 != obj["etag"]:
                 raise ModuleFailure(f"{rel}: MD5 of the download differs from the object's ETag")
-            os.utime(tmp, (obj["mtime"], obj["mtime"]))
+            mtime = to_epoch(obj["mtime"])
+            os.utime(tmp, (mtime, mtime))
             os.chmod(tmp, 0o644 & ~_umask())
             os.replace(tmp, final)
         except BaseException:
@@ -578,6 +689,16 @@ class Sync:
         with self.lock:
             self.transferred += size
         return {"size": size, "mtime_ns": st.st_mtime_ns, "etag": obj["etag"], "sha256": sha}
+
+
+def _stream_hashes(handle, chunk=256 * 1024):
+    """``(sha256 hexdigest, md5 hash object)`` of an open file read from its current position."""
+    sha = hashlib.sha256()
+    md5 = hashlib.md5()  # noqa: S324 - the S3 ETag of a single-part object is its MD5
+    for block in iter(lambda: handle.read(chunk), b""):
+        sha.update(block)
+        md5.update(block)
+    return sha.hexdigest(), md5
 
 
 _UMASK = None

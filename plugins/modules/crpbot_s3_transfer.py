@@ -36,6 +36,10 @@ description:
     two selected keys differ only by case. Extra local files are deleted only with
     O(delete=true) and at most O(max_deletes) of them, else the module fails before changing anything.
   - >-
+    B(Puts are checked.) Each single-part put carries C(Content-MD5), so the server refuses a body
+    damaged on the way, and the returned ETag is compared with the local MD5; multipart uploads are
+    checked by size. Only bodies of at least 2 MiB wait for C(100 Continue) before they are sent.
+  - >-
     B(Push deletes) keys under the prefix that have no local file only with O(delete=true), never keys
     the filters leave out, and fails when more than O(max_deletes) would go.
   - >-
@@ -85,7 +89,7 @@ options:
     type: int
     default: 16
   multipart_threshold:
-    description: Objects of at least this many bytes go through boto3's multipart transfer manager.
+    description: Objects of at least this many bytes go through s3transfer's (boto3's) multipart transfer manager.
     type: int
     default: 8388608
   multipart_chunksize:
@@ -113,7 +117,7 @@ options:
     type: int
     default: 20
 requirements:
-  - boto3 on the target's Python interpreter
+  - boto3 on the target's Python interpreter (the module imports its botocore, and s3transfer only for multipart)
 notes:
   - Supports check mode (the full plan, nothing written) and diff mode (one line per planned item).
   - C(changed) is true exactly when the plan is not empty.
@@ -169,42 +173,56 @@ stale_temp_files:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.crpbot_s3 import ModuleFailure, Sync, diff_text
+from ansible.module_utils.crpbot_s3 import ModuleFailure, Sync, diff_text, expect_continue_only_for_large_puts
 
+# botocore alone: boto3's import (resources, docs, s3transfer) costs ~0.1 s more on every run, and
+# s3transfer is imported by the executor only when an object is large enough for multipart.
 try:
-    import boto3
     import botocore.exceptions
-    from boto3.s3.transfer import TransferConfig
+    import botocore.session
     from botocore.config import Config
-    HAS_BOTO3 = True
+    HAS_BOTOCORE = True
 except ImportError:
-    HAS_BOTO3 = False
+    HAS_BOTOCORE = False
 
 
-def make_client(params):
-    try:
-        session = boto3.session.Session(profile_name=params["profile"] or None, region_name=params["region"] or None)
-    except botocore.exceptions.ProfileNotFound:
-        raise ModuleFailure(f"AWS profile {params['profile']} is not in ~/.aws/config or ~/.aws/credentials") from None
-    if session.get_credentials() is None:
-        raise ModuleFailure(f"no AWS credentials found (profile {params['profile'] or 'default chain'});"
-                            " write ~/.aws/credentials (role crpbot_credentials)")
-    config = Config(
+def client_config(params):
+    """Client options: a connection per worker and then some, standard retries, path-style for
+    S3-compatible servers; no CRC checksum computed per request (integrity is checked with
+    Content-MD5 on puts and with MD5/SHA-256 of every download, see module_utils/crpbot_s3)."""
+    options = dict(
         max_pool_connections=params["workers"] * 2,
         retries={"mode": "standard", "max_attempts": 5},
         s3={"addressing_style": "path" if params["path_style"] else "auto"},
     )
-    return session.client("s3", endpoint_url=params["endpoint_url"] or None, config=config)
+    try:
+        return Config(request_checksum_calculation="when_required", response_checksum_validation="when_required",
+                      **options)
+    except TypeError:  # botocore < 1.36 has neither option and computes no CRC anyway
+        return Config(**options)
 
 
-def transfer_config(params):
-    return TransferConfig(multipart_threshold=params["multipart_threshold"],
-                          multipart_chunksize=params["multipart_chunksize"], max_concurrency=2, use_threads=True)
+def make_client(params):
+    session = botocore.session.Session(profile=params["profile"] or None)
+    # Keep LastModified as the listed text: parsing 1,000 timestamps a page with dateutil is most of
+    # the client's CPU in a listing; only downloaded objects need their time (crpbot_s3.to_epoch).
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    try:
+        credentials = session.get_credentials()
+        client = session.create_client("s3", region_name=params["region"] or None,
+                                       endpoint_url=params["endpoint_url"] or None, config=client_config(params))
+    except botocore.exceptions.ProfileNotFound:
+        raise ModuleFailure(f"AWS profile {params['profile']} is not in ~/.aws/config or ~/.aws/credentials") from None
+    if credentials is None:
+        raise ModuleFailure(f"no AWS credentials found (profile {params['profile'] or 'default chain'});"
+                            " write ~/.aws/credentials (role crpbot_credentials)")
+    expect_continue_only_for_large_puts(client)
+    return client
 
 
 def run(client, params, check_mode):
     try:
-        return Sync(client, params, transfer_config(params)).run(check_mode)
+        return Sync(client, params).run(check_mode)
     except botocore.exceptions.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "NoSuchBucket":
@@ -239,7 +257,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if not HAS_BOTO3:
+    if not HAS_BOTOCORE:
         module.fail_json(msg=missing_required_lib("boto3"))
     params = module.params
     try:
