@@ -296,3 +296,17 @@ def test_failing_aws_test_step_deletes_the_new_keys(converged):
     assert "ROLLED BACK: the aws_access_key rotation failed at step test on sandbox-qc" in out, summary(out)
     assert {user: iam_keys(converged, user) for user in keys_before} == keys_before
     assert_rolled_back(converged, vault_before, files_before, out)
+
+
+def test_failing_verify_after_finish_undoes_every_step(converged):
+    """The deepest rollback: files promoted, vault updated, old keys deactivated, then the last check fails."""
+    vault_before, files_before = vault_text(converged), files_digest(converged)
+    keys_before = {user: iam_keys(converged, user) for user in ("crpbot-builder", "crpbot-qc")}
+    corrupt = testbed.ssh_argv(converged["state"], "sandbox-qc") + [
+        "sed -i 's/^aws_access_key_id = .*/aws_access_key_id = AKIANOTAKEYOFTHEUSER/' ~/.aws/credentials"]
+    code, out = rotate(converged, "aws_access_key", "-e", "crpbot_rotate_retries=1", "-e", "crpbot_rotate_delay=1",
+                       fault=("Run the app checks for the step verify", corrupt))
+    assert code != 0
+    assert "ROLLED BACK: the aws_access_key rotation failed at step verify on sandbox-qc" in out, summary(out)
+    assert {user: iam_keys(converged, user) for user in keys_before} == keys_before
+    assert_rolled_back(converged, vault_before, files_before, out)
