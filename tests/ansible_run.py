@@ -13,6 +13,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def load_plugin(path: str, name: str | None = None):
+    """Load a plugin file of the project (``plugins/modules/x.py``, relative to the repo) as a Python
+    module, under `name` (default: the file's stem). Its ``ansible.module_utils.crpbot_*`` imports
+    resolve to plugins/module_utils (tests/unit/conftest.py serves them, as Ansible does)."""
+    import importlib.util
+
+    file = REPO / path
+    spec = importlib.util.spec_from_file_location(name or file.stem, file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def bin_path(name: str) -> str:
     """An executable of the project's venv (ansible-playbook, ansible-doc, ...)."""
     return str(Path(sys.executable).parent / name)

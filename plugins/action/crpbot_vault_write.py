@@ -100,7 +100,11 @@ def replace_file(path, data):
 
 
 def _key_path(entry, what):
-    key = entry if what == "remove" else (entry or {}).get("key") if isinstance(entry, dict) else None
+    """The list of nested keys of one item of ``set`` ({key, value}) or ``remove`` (the key itself)."""
+    if what == "remove":
+        key = entry
+    else:
+        key = entry.get("key") if isinstance(entry, dict) else None
     if isinstance(key, str):
         key = [key]
     if not isinstance(key, (list, tuple)) or not key or not all(isinstance(k, str) and k for k in key):

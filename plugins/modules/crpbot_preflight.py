@@ -149,7 +149,6 @@ failed_checks:
   sample: [RUNTIME_MODE]
 """
 
-import json
 import os
 import pwd
 import stat

@@ -285,28 +285,25 @@ def test_an_interrupted_rotation_resumes_from_the_pending_record(converged):
     assert_converge_is_a_no_op(converged)
 
 
-def test_failing_aws_test_step_deletes_the_new_keys(converged):
+@pytest.mark.parametrize(
+    ("step", "broken_file", "before_task"),
+    [
+        # The test step: new keys created and staged; they are deleted again.
+        ("test", "~/.aws/credentials.pending", "Check that every host passed the step stage"),
+        # The deepest rollback: files promoted, vault updated, old keys deactivated, then the last
+        # check fails; the old keys are reactivated, the new ones deleted, .prev and vault put back.
+        ("verify", "~/.aws/credentials", "Run the app checks for the step verify"),
+    ],
+    ids=["test-step", "verify-after-finish"],
+)
+def test_failing_aws_step_undoes_every_step_before_it(converged, step, broken_file, before_task):
     vault_before, files_before = vault_text(converged), files_digest(converged)
     keys_before = {user: iam_keys(converged, user) for user in ("crpbot-builder", "crpbot-qc")}
     corrupt = testbed.ssh_argv(converged["state"], "sandbox-qc") + [
-        "sed -i 's/^aws_access_key_id = .*/aws_access_key_id = AKIANOTAKEYOFTHEUSER/' ~/.aws/credentials.pending"]
+        f"sed -i 's/^aws_access_key_id = .*/aws_access_key_id = AKIANOTAKEYOFTHEUSER/' {broken_file}"]
     code, out = rotate(converged, "aws_access_key", "-e", "crpbot_rotate_retries=1", "-e", "crpbot_rotate_delay=1",
-                       fault=("Check that every host passed the step stage", corrupt))
+                       fault=(before_task, corrupt))
     assert code != 0
-    assert "ROLLED BACK: the aws_access_key rotation failed at step test on sandbox-qc" in out, summary(out)
-    assert {user: iam_keys(converged, user) for user in keys_before} == keys_before
-    assert_rolled_back(converged, vault_before, files_before, out)
-
-
-def test_failing_verify_after_finish_undoes_every_step(converged):
-    """The deepest rollback: files promoted, vault updated, old keys deactivated, then the last check fails."""
-    vault_before, files_before = vault_text(converged), files_digest(converged)
-    keys_before = {user: iam_keys(converged, user) for user in ("crpbot-builder", "crpbot-qc")}
-    corrupt = testbed.ssh_argv(converged["state"], "sandbox-qc") + [
-        "sed -i 's/^aws_access_key_id = .*/aws_access_key_id = AKIANOTAKEYOFTHEUSER/' ~/.aws/credentials"]
-    code, out = rotate(converged, "aws_access_key", "-e", "crpbot_rotate_retries=1", "-e", "crpbot_rotate_delay=1",
-                       fault=("Run the app checks for the step verify", corrupt))
-    assert code != 0
-    assert "ROLLED BACK: the aws_access_key rotation failed at step verify on sandbox-qc" in out, summary(out)
+    assert f"ROLLED BACK: the aws_access_key rotation failed at step {step} on sandbox-qc" in out, summary(out)
     assert {user: iam_keys(converged, user) for user in keys_before} == keys_before
     assert_rolled_back(converged, vault_before, files_before, out)

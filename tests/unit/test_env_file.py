@@ -21,7 +21,7 @@ from pathlib import Path
 import dotenv
 import pytest
 
-from tests.ansible_run import run_module_play
+from tests.ansible_run import load_plugin, run_module_play
 from dotenv.parser import parse_stream
 from sqlalchemy.engine import make_url
 
@@ -549,13 +549,8 @@ def test_only_stdlib_and_ansible_module_utils_are_imported(path):
 @pytest.fixture
 def module(monkeypatch):
     """The module file itself, with its module_utils import served from plugins/module_utils."""
-    import importlib.util
-
     monkeypatch.setitem(sys.modules, "ansible.module_utils.crpbot_env", env)
-    spec = importlib.util.spec_from_file_location("crpbot_env_file_under_test", MODULE)
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
-    return loaded
+    return load_plugin(str(MODULE.relative_to(REPO)), "crpbot_env_file_under_test")
 
 
 @pytest.mark.parametrize(("given", "expected"), [("0600", 0o600), ("640", 0o640), ("0o600", 0o600), (384, 0o600)])

@@ -8,7 +8,6 @@ Two layers:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,6 +18,8 @@ import pytest
 import yaml
 from ansible.errors import AnsibleParserError
 
+from tests.ansible_run import load_plugin
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 ANSIBLE_INVENTORY = str(VENV_BIN / "ansible-inventory")
@@ -26,14 +27,7 @@ ANSIBLE_DOC = str(VENV_BIN / "ansible-doc")
 RDS = "crpbot-rds-postgres-db.cyjcoys82evx.us-east-1.rds.amazonaws.com"
 
 
-def _load_plugin():
-    spec = importlib.util.spec_from_file_location("crpbot_inventory_plugin", ROOT / "plugins/inventory/crpbot.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-crpbot = _load_plugin()
+crpbot = load_plugin("plugins/inventory/crpbot.py", "crpbot_inventory_plugin")
 
 
 # --- fixtures and helpers ------------------------------------------------------------------------

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import stat
 from pathlib import Path
@@ -19,7 +18,7 @@ import yaml
 from ansible.parsing.vault import VaultLib, VaultSecret
 
 from plugins.action.crpbot_vault_write import update_text
-from tests.ansible_run import run_module_play
+from tests.ansible_run import load_plugin, run_module_play
 
 REPO = Path(__file__).resolve().parents[2]
 VAULT_TEXT = """---
@@ -37,10 +36,7 @@ vault_crpbot_app_secrets:
 
 
 def load_module(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "plugins" / "modules" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_plugin(f"plugins/modules/{name}.py")
 
 
 # ---------------------------------------------------------------- update_text

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,8 @@ sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 
 import crpbot_s3 as s3  # noqa: E402
 
+from tests.ansible_run import load_plugin  # noqa: E402
+
 BUCKET = "crpbot-perf"
 
 
@@ -31,10 +32,7 @@ BUCKET = "crpbot-perf"
 def module(monkeypatch):
     """plugins/modules/crpbot_s3_transfer.py, importing its module_utils from the source tree."""
     monkeypatch.setitem(sys.modules, "ansible.module_utils.crpbot_s3", s3)
-    spec = importlib.util.spec_from_file_location("crpbot_s3_transfer", REPO / "plugins/modules/crpbot_s3_transfer.py")
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
-    return loaded
+    return load_plugin("plugins/modules/crpbot_s3_transfer.py")
 
 
 def client_params(**extra):

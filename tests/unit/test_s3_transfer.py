@@ -417,14 +417,12 @@ def test_qc_host_given_a_push_or_other_prefix_fails_before_any_request(tmp_path,
 
 
 def test_documentation_matches_the_argument_spec(monkeypatch):
-    import importlib.util
-
     import yaml
 
+    from tests.ansible_run import load_plugin
+
     monkeypatch.setitem(sys.modules, "ansible.module_utils.crpbot_s3", s3)
-    spec = importlib.util.spec_from_file_location("crpbot_s3_transfer", REPO / "plugins/modules/crpbot_s3_transfer.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_plugin("plugins/modules/crpbot_s3_transfer.py")
     captured = {}
 
     class Stop(Exception):

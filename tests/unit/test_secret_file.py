@@ -5,7 +5,6 @@ ansible-playbook on the local connection with a one-host YAML inventory, at -vvv
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import stat
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ansible_run import run_module_play
+from tests.ansible_run import load_plugin, run_module_play
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "plugins" / "modules" / "crpbot_secret_file.py"
@@ -26,10 +25,7 @@ OLD = "Of3-old-secret-on-disk\n"
 
 @pytest.fixture
 def module():
-    spec = importlib.util.spec_from_file_location("crpbot_secret_file_under_test", MODULE)
-    loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
-    return loaded
+    return load_plugin(str(MODULE.relative_to(REPO)), "crpbot_secret_file_under_test")
 
 
 def params(path, **changes):
