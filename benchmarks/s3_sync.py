@@ -3,9 +3,13 @@
 
 Builds a data set like ``data/raw/<SYMBOL>/<SYMBOL>_1m_NNNNN.parquet`` (2,000 files, mostly 20 KB
 with one in ~105 at 2 MB, ~77 MB; ``--files 20000`` for the large variant), starts its own moto
-server on a free loopback port and times, side by side, on separate buckets:
+server on a free loopback port (the test bed's, ``tests/testbed/moto_server.py``: moto served by
+waitress, or ``--server werkzeug`` as ``moto_server`` serves it) and times, side by side, on
+separate buckets:
 
-  cold push, no-op push, cold filtered pull (BTC-USD*), no-op pull, pull after one same-size rebuild
+  cold push, no-op push, cold filtered pull (BTC-USD*), no-op pull, pull after one same-size rebuild,
+  and each tool's fixed cost (a pull of an empty prefix; for the module also ansible-playbook with
+  one ping task)
 
 Prints the median of ``--repeat`` runs per case, the ratio module/awscli, the peak RSS of the
 module process itself (the playbook runs it through a small interpreter wrapper that records it),
@@ -13,7 +17,7 @@ of the largest process of the playbook run (ansible-playbook, its worker or the 
 ``--files 2000,20000`` runs both sizes (each with its own data set and moto server) and then prints
 the no-op time at the larger size over the smaller one. Run from the repo root after ``uv sync``:
 
-  .venv/bin/python benchmarks/s3_sync.py [--files 2000,20000] [--repeat 3,1]
+  .venv/bin/python benchmarks/s3_sync.py [--files 2000,20000] [--repeat 3,1] [--server werkzeug]
 """
 
 from __future__ import annotations
@@ -61,10 +65,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_moto(log: Path):
+def start_moto(log: Path, server: str):
+    """The test bed's moto server (tests/testbed/moto_server.py), served by ``server``."""
     port = free_port()
-    proc = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "tests.testbed.moto_server", "--port", str(port),
+                             "--server", server], cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT)
     endpoint = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -112,13 +117,21 @@ class Module:
             "ansible_connection": "local", "ansible_python_interpreter": str(wrapper)}}}}))
         play = [{"name": "Benchmark", "hosts": "localhost", "gather_facts": False, "tasks": [{
             "name": "Sync", "crpbot_s3_transfer": {
-                "direction": "{{ direction }}", "bucket": "{{ bucket }}", "prefix": "data/raw",
+                "direction": "{{ direction }}", "bucket": "{{ bucket }}", "prefix": "{{ prefix }}",
                 "local_dir": "{{ local_dir }}", "filters": "{{ filters | default([]) }}",
                 "endpoint_url": endpoint, "path_style": True, "region": "us-east-1"}}]}]
         (work / "play.yml").write_text(json.dumps(play))
+        ping = [{"name": "Benchmark floor", "hosts": "localhost", "gather_facts": False,
+                 "tasks": [{"name": "Ping", "ansible.builtin.ping": {}}]}]
+        (work / "ping.yml").write_text(json.dumps(ping))
 
-    def run(self, direction, bucket, local, filtered=False):
-        extra = {"direction": direction, "bucket": bucket, "local_dir": str(local),
+    def ping(self):
+        """ansible-playbook running one ping task on the same host: what any module costs."""
+        return timed([str(VENV_BIN / "ansible-playbook"), "-i", str(self.work / "hosts.yml"),
+                      str(self.work / "ping.yml")], self.env)
+
+    def run(self, direction, bucket, local, filtered=False, prefix="data/raw"):
+        extra = {"direction": direction, "bucket": bucket, "local_dir": str(local), "prefix": prefix,
                  "filters": ["+ BTC-USD*"] if filtered else []}
         self.rss_log.unlink(missing_ok=True)
         seconds, largest = timed([str(VENV_BIN / "ansible-playbook"), "-i", str(self.work / "hosts.yml"),
@@ -133,8 +146,8 @@ class AwsCli:
     def __init__(self, endpoint: str, env):
         self.endpoint, self.env = endpoint, env
 
-    def run(self, direction, bucket, local, filtered=False):
-        remote = f"s3://{bucket}/data/raw"
+    def run(self, direction, bucket, local, filtered=False, prefix="data/raw"):
+        remote = f"s3://{bucket}/{prefix}"
         src, dst = (str(local), remote) if direction == "push" else (remote, str(local))
         args = [str(VENV_BIN / "aws"), "s3", "sync", src, dst, "--endpoint-url", self.endpoint,
                 "--only-show-errors"]
@@ -153,9 +166,13 @@ def empty_bucket(client, bucket):
 
 
 CASES = ["cold push", "no-op push", "cold filtered pull", "no-op pull", "pull after same-size rebuild"]
+# Not a sync case: a pull of a prefix that holds nothing, i.e. what each tool costs before any work
+# (process start, imports, client, one listing call). The module's also holds ansible-playbook's.
+FLOOR = "pull of an empty prefix (fixed cost)"
+PING = "ansible-playbook, one ping task"
 
 
-def run_size(work: Path, files: int, repeat: int, client_factory) -> dict:
+def run_size(work: Path, files: int, repeat: int, client_factory, server: str) -> dict:
     """Every case for both tools, ``repeat`` times, alternating the tools; ``{(case, tool): [(s, MB, MB)]}``."""
     work.mkdir(parents=True, exist_ok=True)
     src = work / "src"
@@ -163,7 +180,7 @@ def run_size(work: Path, files: int, repeat: int, client_factory) -> dict:
         shutil.rmtree(src)
     total = build_dataset(src, files)
     print(f"data set: {files} files, {total / 1e6:.1f} MB in {src}", flush=True)
-    moto, endpoint = start_moto(work / "moto.log")
+    moto, endpoint = start_moto(work / "moto.log", server)
     env = dict(os.environ, **CREDS, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     client = client_factory(endpoint)
     tools = [Module(work, endpoint, env), AwsCli(endpoint, env)]
@@ -192,6 +209,11 @@ def run_size(work: Path, files: int, repeat: int, client_factory) -> dict:
                 results["pull after same-size rebuild", tool.name].append(tool.run("pull", bucket, local, True))
                 fetched = (local / rebuilt.relative_to(src)).read_bytes() == target.read_bytes()
                 results.setdefault(("fetched", tool.name), []).append(fetched)
+                empty = work / f"empty-{tool.name}"
+                shutil.rmtree(empty, ignore_errors=True)
+                results.setdefault((FLOOR, tool.name), []).append(tool.run("pull", bucket, empty, prefix="nothing-here"))
+                if isinstance(tool, Module):
+                    results.setdefault((PING, tool.name), []).append(tool.ping())
                 print(f"{files} files: run {rep + 1}/{repeat} {tool.name} done", flush=True)
     finally:
         moto.terminate()
@@ -205,14 +227,18 @@ def median(runs, index=0):
 
 def print_table(files: int, repeat: int, results: dict):
     runs = f"median of {repeat}" if repeat > 1 else "1 run"
+    floor_m, floor_a = median(results[FLOOR, "module"]), median(results[FLOOR, "awscli"])
     print(f"\n| case ({files} files, {runs}) | module s | awscli s | module/awscli |"
+          " module/awscli beyond each one's fixed cost |"
           " module process peak MB | playbook largest process peak MB | awscli peak MB |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for case in CASES:
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for case in CASES + [FLOOR]:
         mod, cli = results[case, "module"], results[case, "awscli"]
         m, a = median(mod), median(cli)
-        print(f"| {case} | {m:.2f} | {a:.2f} | {m / a:.2f} | {max(r[2] for r in mod)} |"
+        beyond = f"{(m - floor_m) / (a - floor_a):.2f}" if case != FLOOR and a > floor_a else "-"
+        print(f"| {case} | {m:.2f} | {a:.2f} | {m / a:.2f} | {beyond} | {max(r[2] for r in mod)} |"
               f" {max(r[1] for r in mod)} | {max(r[1] for r in cli)} |")
+    print(f"\n{PING}: {median(results[PING, 'module']):.2f} s (median)")
     print(f"\nsame-size rebuild fetched: module {all(results['fetched', 'module'])},"
           f" awscli {all(results['fetched', 'awscli'])}")
 
@@ -233,6 +259,9 @@ def main():
     parser.add_argument("--repeat", default="3",
                         help="runs per case (the median is shown); one value, or one per --files size, e.g. 3,1")
     parser.add_argument("--workdir", type=Path, help="keep the data sets and logs here")
+    parser.add_argument("--server", choices=["waitress", "werkzeug"], default="waitress",
+                        help="how moto is served: waitress (keeps connections open, the default) or werkzeug"
+                             " (moto_server's dev server: a new connection and thread per request)")
     opts = parser.parse_args()
     sizes = [int(value) for value in opts.files.split(",")]
     repeats = [int(value) for value in opts.repeat.split(",")]
@@ -250,7 +279,8 @@ def main():
     work = opts.workdir or Path(tempfile.mkdtemp(prefix="crpbot-s3-bench-"))
     by_size = {}
     for files, repeat in zip(sizes, repeats):
-        by_size[files] = run_size(work / str(files), files, repeat, client_factory)
+        print(f"S3 API server: moto served by {opts.server}", flush=True)
+        by_size[files] = run_size(work / str(files), files, repeat, client_factory, opts.server)
         print_table(files, repeat, by_size[files])
     if len(by_size) > 1:
         print_scaling(sizes, by_size)

@@ -169,6 +169,18 @@ def simple_md5_etag(etag):
     return etag if re.fullmatch(r"[0-9a-f]{32}", etag) else None
 
 
+def stored_sha(response):
+    """The ``crpbot-sha256`` metadata of a get/head response, or None.
+
+    Metadata names come from HTTP header names, whose case means nothing: AWS answers in lower
+    case, but a proxy or an S3-compatible server may not (botocore keeps the case it receives).
+    """
+    for name, value in (response.get("Metadata") or {}).items():
+        if name.lower() == SHA_META:
+            return value
+    return None
+
+
 def to_epoch(value):
     """Seconds since the epoch of a listed LastModified: a datetime, or its ISO 8601 text as listed."""
     if isinstance(value, datetime):
@@ -495,7 +507,7 @@ class Sync:
 
     def head_sha(self, rel):
         head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + rel)
-        return head.get("Metadata", {}).get(SHA_META)
+        return stored_sha(head)
 
     def run(self, check_mode):
         started = time.monotonic()
@@ -650,7 +662,7 @@ class Sync:
             with os.fdopen(fd, "wb") as handle:
                 if obj["size"] < self.threshold:
                     response = self.client.get_object(Bucket=self.bucket, Key=key, IfMatch='"%s"' % obj["etag"])
-                    meta_sha = response.get("Metadata", {}).get(SHA_META)
+                    meta_sha = stored_sha(response)
                     sha = hashlib.sha256()
                     md5 = hashlib.md5()  # noqa: S324 - compared with the ETag
                     for block in response["Body"].iter_chunks(1024 * 1024):
@@ -662,7 +674,7 @@ class Sync:
                     head = self.client.head_object(Bucket=self.bucket, Key=key)
                     if strip_etag(head.get("ETag")) != obj["etag"]:
                         raise ModuleFailure(f"{rel}: the object changed during the pull; run it again")
-                    meta_sha = head.get("Metadata", {}).get(SHA_META)
+                    meta_sha = stored_sha(head)
                     multipart_transfer(self.client, self.config, "download", self.bucket, key, handle)
                     handle.flush()
                     sha = md5 = None

@@ -29,7 +29,8 @@ description:
     prefix, each file's local size and mtime and the object's ETag, size and SHA-256 after the last
     transfer. A no-op is one paginated listing plus one stat walk. A local file whose stat differs from
     the record is hashed; an object whose ETag differs from the record is fetched, even when its size and
-    time look the same. Push stores the SHA-256 in the object metadata C(crpbot-sha256).
+    time look the same. Push stores the SHA-256 in the object metadata C(crpbot-sha256) (read back in
+    any case: proxies and S3-compatible servers may change the case of header names).
   - >-
     B(Pull never writes to S3.) It only lists and gets. It fails before writing anything when a key
     the filters select is not a safe relative path (C(..), C(.), an empty component, absolute) or when

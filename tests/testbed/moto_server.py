@@ -10,6 +10,13 @@ know). The seed file (JSON, 0600, written by ``up``) is deleted as soon as it is
 The rotation playbook then finds each key's user with STS GetCallerIdentity, and creates,
 deactivates and deletes keys through the IAM API as it would on AWS (moto keeps AWS's limit
 of two keys per user).
+
+It serves moto's own WSGI application with waitress, which keeps HTTP connections open (moto's
+werkzeug dev server closes every connection and starts a thread per request), and it remembers
+which moto backend answers a host: moto's dispatcher finds it anew for every request, under one
+lock, by listing moto's package directory. Both change only how requests reach moto, not what moto
+answers. ``--server werkzeug`` serves it the way ``moto_server`` does (the benchmark compares
+both). Without ``--seed`` no IAM user is created (the benchmark's server).
 """
 
 from __future__ import annotations
@@ -20,10 +27,28 @@ import os
 import signal
 import threading
 from pathlib import Path
+from typing import Any, Callable
 
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+
+# Requests waitress runs at once; moto works under the GIL, so more threads only add switching.
+THREADS = 8
+
+
+class CachedDispatcher(DomainDispatcherApplication):
+    """moto's dispatcher, remembering the backend of each host (the answer depends on the host only)."""
+
+    def __init__(self, create_app: Any) -> None:
+        super().__init__(create_app)
+        self._backends: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self, host: str | None) -> Any:
+        # Called under the dispatcher's own lock.
+        if host not in self._backends:
+            self._backends[host] = super().get_backend_for_host(host)
+        return self._backends[host]
 
 
 def seed_iam(users: list[dict[str, str]]) -> None:
@@ -38,20 +63,39 @@ def seed_iam(users: list[dict[str, str]]) -> None:
         backend.access_keys[key.physical_resource_id] = key
 
 
+def make_server(port: int, server: str) -> tuple[Callable[[], None], Callable[[], None]]:
+    """``(serve_forever, stop)`` of moto on 127.0.0.1:port."""
+    if server == "werkzeug":
+        from werkzeug.serving import make_server as werkzeug_server
+
+        httpd = werkzeug_server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app), threaded=True,
+                                request_handler=MotoRequestHandler)
+        return httpd.serve_forever, httpd.shutdown
+    import waitress
+
+    httpd = waitress.create_server(CachedDispatcher(create_backend_app), host="127.0.0.1", port=port,
+                                   threads=THREADS, asyncore_use_poll=True, ident="moto")
+    return httpd.run, httpd.close
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--seed", type=Path, required=True)
+    parser.add_argument("--seed", type=Path, help="JSON file of IAM users to create (deleted once read)")
+    parser.add_argument("--server", choices=["waitress", "werkzeug"], default="waitress")
     opts = parser.parse_args()
-    seed = json.loads(opts.seed.read_text())
-    opts.seed.unlink()
-    seed_iam(seed["users"])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=opts.port, verbose=True)
-    server.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    server.stop()
+    if opts.seed:
+        seed = json.loads(opts.seed.read_text())
+        opts.seed.unlink()
+        seed_iam(seed["users"])
+    serve, stop = make_server(opts.port, opts.server)
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done.wait()
+    stop()
     os._exit(0)
 
 

@@ -176,3 +176,21 @@ def test_transfers_are_submitted_through_a_bounded_window(client, tmp_path, monk
     assert sync(client, tmp_path / "dst", "pull", workers=1)["counts"]["copy"] == 30
     assert outstanding == {"now": 0, "peak": s3.PENDING_PER_WORKER}
     assert len(list((tmp_path / "dst").glob("f*"))) == 30
+
+
+@pytest.mark.parametrize("name", ["crpbot-sha256", "Crpbot-Sha256", "CRPBOT-SHA256"])
+def test_the_stored_sha256_is_checked_whatever_the_case_of_its_header(client, tmp_path, name):
+    """A proxy or S3-compatible server may change the case of x-amz-meta-* names (waitress, which
+    serves the test bed's moto, capitalizes them): a wrong SHA-256 must fail the pull all the same."""
+    client.put_object(Bucket=BUCKET, Key="data/raw/a.parquet", Body=b"abc", Metadata={s3.SHA_META: "0" * 64})
+
+    def rename(parsed, **_kwargs):
+        parsed["Metadata"] = {name if key.lower() == s3.SHA_META else key: value
+                              for key, value in (parsed.get("Metadata") or {}).items()}
+
+    client.meta.events.register("after-call.s3.GetObject", rename)
+    with pytest.raises(s3.ModuleFailure, match="SHA-256 of the download differs"):
+        sync(client, tmp_path / "dst", "pull")
+    assert not (tmp_path / "dst" / "a.parquet").exists()
+    assert s3.stored_sha({"Metadata": {name: "x"}}) == "x"
+    assert s3.stored_sha({}) is None

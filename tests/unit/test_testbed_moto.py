@@ -1,0 +1,71 @@
+"""The test bed's S3/STS/IAM server (tests/testbed/moto_server.py), in process.
+
+The integration tests and the S3 benchmark rely on it: every service answers through the cached
+dispatcher, and HTTP connections stay open between requests (the benchmark's numbers depend on it).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+
+import boto3
+import pytest
+
+from tests.testbed import free_port, moto_server
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    port = free_port()
+    serve, stop = moto_server.make_server(port, "waitress")
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    stop()
+    thread.join(timeout=10)
+
+
+def client(service, endpoint):
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106 - moto
+
+
+def test_s3_sts_and_iam_are_served(endpoint):
+    s3 = client("s3", endpoint)
+    s3.create_bucket(Bucket="server-test")
+    s3.put_object(Bucket="server-test", Key="models/a.bin", Body=b"x" * 3000, Metadata={"crpbot-sha256": "abc"})
+    head = s3.head_object(Bucket="server-test", Key="models/a.bin")
+    assert head["ContentLength"] == 3000
+    # waitress writes header names capitalized; the module reads its metadata in any case.
+    assert {name.lower(): value for name, value in head["Metadata"].items()} == {"crpbot-sha256": "abc"}
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="server-test")["Contents"]] == ["models/a.bin"]
+    assert client("sts", endpoint).get_caller_identity()["Account"]
+    client("iam", endpoint).create_user(UserName="server-test")
+    assert "server-test" in [u["UserName"] for u in client("iam", endpoint).list_users()["Users"]]
+
+
+def test_a_large_put_with_expect_continue_is_stored_whole(endpoint):
+    s3 = client("s3", endpoint)
+    s3.create_bucket(Bucket="server-large")
+    body = bytes(range(256)) * (3 * 1024 * 1024 // 256)  # botocore sends Expect: 100-continue
+    s3.put_object(Bucket="server-large", Key="big", Body=body)
+    assert s3.get_object(Bucket="server-large", Key="big")["Body"].read() == body
+
+
+def test_connections_stay_open_between_requests(endpoint):
+    host, port = endpoint.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        sockets = []
+        for _ in range(3):
+            conn.request("GET", "/moto-api/data.json")
+            response = conn.getresponse()
+            assert response.status == 200
+            assert response.getheader("Connection", "").lower() != "close"
+            json.loads(response.read())
+            sockets.append(conn.sock)
+        assert sockets[0] is not None and all(sock is sockets[0] for sock in sockets)
+    finally:
+        conn.close()
