@@ -3,11 +3,27 @@ imports from plugins/module_utils, as Ansible does on a target."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import ansible.module_utils
+import pytest
 
 MODULE_UTILS = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
 
 if str(MODULE_UTILS) not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(str(MODULE_UTILS))
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """The test bed's S3/STS/IAM server (tests/testbed/moto_server.py) in this process, on a free port."""
+    from tests.testbed import free_port, moto_server
+
+    port = free_port()
+    serve, stop = moto_server.make_server(port, "waitress")
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    stop()
+    thread.join(timeout=10)

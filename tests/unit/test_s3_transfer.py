@@ -1,7 +1,7 @@
 """Tests of the S3 transfer module: plugins/module_utils/crpbot_s3.py and crpbot_s3_transfer.
 
 The logic runs against moto's in-process ``mock_aws`` (and a stub client that refuses every write
-call for the pull path); the module end to end through ansible-playbook against moto's threaded
+call for the pull path); the module end to end through ansible-playbook against the test bed's moto
 server on a loopback port.
 """
 
@@ -332,17 +332,6 @@ def test_push_of_missing_dir_fails_naming_it(client, tmp_path):
 
 # --- the module end to end ----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def moto_server():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def playbook(tmp_path, task, check=False, credentials=True):
     results = tmp_path / "result.json"
     play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
@@ -365,14 +354,14 @@ def playbook(tmp_path, task, check=False, credentials=True):
     return json.loads(results.read_text())
 
 
-def test_module_end_to_end(moto_server, tmp_path):
-    cli = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1",
+def test_module_end_to_end(moto_endpoint, tmp_path):
+    cli = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
                        aws_access_key_id="testing", aws_secret_access_key="testing")
     cli.create_bucket(Bucket="e2e")
     write(tmp_path / "src", "BTC-USD/a.parquet", b"a" * 50)
     write(tmp_path / "src", "ETH-USD/b.parquet", b"b" * 50)
     task = {"crpbot_s3_transfer": {"direction": "push", "bucket": "e2e", "prefix": "data/raw",
-                                   "local_dir": str(tmp_path / "src"), "endpoint_url": moto_server,
+                                   "local_dir": str(tmp_path / "src"), "endpoint_url": moto_endpoint,
                                    "path_style": True, "region": "us-east-1"}}
     checked = playbook(tmp_path, task, check=True)
     assert checked["changed"] and checked["counts"]["copy"] == 2, checked

@@ -8,23 +8,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
 
 import boto3
-import pytest
-
-from tests.testbed import free_port, moto_server
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    port = free_port()
-    serve, stop = moto_server.make_server(port, "waitress")
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    stop()
-    thread.join(timeout=10)
 
 
 def client(service, endpoint):
@@ -32,8 +17,8 @@ def client(service, endpoint):
                         aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106 - moto
 
 
-def test_s3_sts_and_iam_are_served(endpoint):
-    s3 = client("s3", endpoint)
+def test_s3_sts_and_iam_are_served(moto_endpoint):
+    s3 = client("s3", moto_endpoint)
     s3.create_bucket(Bucket="server-test")
     s3.put_object(Bucket="server-test", Key="models/a.bin", Body=b"x" * 3000, Metadata={"crpbot-sha256": "abc"})
     head = s3.head_object(Bucket="server-test", Key="models/a.bin")
@@ -41,21 +26,21 @@ def test_s3_sts_and_iam_are_served(endpoint):
     # waitress writes header names capitalized; the module reads its metadata in any case.
     assert {name.lower(): value for name, value in head["Metadata"].items()} == {"crpbot-sha256": "abc"}
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="server-test")["Contents"]] == ["models/a.bin"]
-    assert client("sts", endpoint).get_caller_identity()["Account"]
-    client("iam", endpoint).create_user(UserName="server-test")
-    assert "server-test" in [u["UserName"] for u in client("iam", endpoint).list_users()["Users"]]
+    assert client("sts", moto_endpoint).get_caller_identity()["Account"]
+    client("iam", moto_endpoint).create_user(UserName="server-test")
+    assert "server-test" in [u["UserName"] for u in client("iam", moto_endpoint).list_users()["Users"]]
 
 
-def test_a_large_put_with_expect_continue_is_stored_whole(endpoint):
-    s3 = client("s3", endpoint)
+def test_a_large_put_with_expect_continue_is_stored_whole(moto_endpoint):
+    s3 = client("s3", moto_endpoint)
     s3.create_bucket(Bucket="server-large")
     body = bytes(range(256)) * (3 * 1024 * 1024 // 256)  # botocore sends Expect: 100-continue
     s3.put_object(Bucket="server-large", Key="big", Body=body)
     assert s3.get_object(Bucket="server-large", Key="big")["Body"].read() == body
 
 
-def test_connections_stay_open_between_requests(endpoint):
-    host, port = endpoint.removeprefix("http://").split(":")
+def test_connections_stay_open_between_requests(moto_endpoint):
+    host, port = moto_endpoint.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
     try:
         sockets = []
