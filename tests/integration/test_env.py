@@ -1,13 +1,19 @@
-"""crpbot_env on the sandbox: the live-trading gate each way, the QC reset, and no secret in any output."""
+"""crpbot_env on the sandbox: the live-trading gate each way (the extra variable, and an operator
+typing at the prompt on a terminal), the QC reset, and no secret in any output."""
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import termios
+import time
 
 import pytest
 import yaml
 
 from tests import testbed
-from tests.conftest import run
+from tests.conftest import REPO, run
 
 pytestmark = pytest.mark.testbed
 
@@ -56,6 +62,70 @@ def test_live_without_confirmation_writes_nothing(converged, live_inventory):
     assert proc.returncode != 0, out
     assert "sandbox-builder" in out and CONFIRM_HINT in out and "nothing was written" in out
     assert env_sums(converged) == before  # neither host was touched (any_errors_fatal)
+    assert runtime_mode(converged, "sandbox-builder") == "dryrun"
+
+
+PROMPT = b"Type CONFIRM to go live"
+
+
+def playbook_at_a_terminal(inventory: str, answer: str, timeout: float = 900) -> tuple[int, str]:
+    """site.yml with a pseudo-terminal as its controlling terminal (as an operator runs it); types
+    ``answer`` and Enter at the live prompt. Returns ``(exit code, everything the terminal showed)``.
+
+    The pause action flushes input typed before it reads (it switches the terminal out of canonical
+    mode first), so the answer is typed only once the prompt is shown and the mode has switched.
+    """
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its controlling terminal is the pty
+        try:
+            os.chdir(REPO)
+            os.execvp("ansible-playbook", ["ansible-playbook", "-i", inventory, "site.yml"])
+        finally:
+            os._exit(127)
+    output = b""
+    answered = False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # EIO: the playbook ended and closed the terminal
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            if not answered and PROMPT in output and not termios.tcgetattr(fd)[3] & termios.ICANON:
+                time.sleep(0.5)  # the flush follows the mode switch at once
+                os.write(fd, answer.encode() + b"\r")
+                answered = True
+        else:
+            os.kill(pid, 9)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    text = output.decode(errors="replace")
+    assert answered, f"the live prompt never showed:\n{text[-3000:]}"
+    return os.waitstatus_to_exitcode(status), text
+
+
+def test_typing_anything_but_confirm_at_the_prompt_writes_nothing(converged, live_inventory):
+    before = env_sums(converged)
+    code, out = playbook_at_a_terminal(live_inventory, "yes")
+    assert code != 0, out
+    assert "LIVE TRADING: RUNTIME_MODE=live will be written on sandbox-builder." in out
+    assert "nothing was written" in out
+    assert env_sums(converged) == before
+    assert runtime_mode(converged, "sandbox-builder") == "dryrun"
+
+
+def test_typing_confirm_at_the_prompt_goes_live_on_the_builder_only(converged, live_inventory):
+    code, out = playbook_at_a_terminal(live_inventory, "CONFIRM")
+    assert code == 0, out
+    assert runtime_mode(converged, "sandbox-builder") == "live"
+    assert runtime_mode(converged, "sandbox-qc") == "dryrun"
+    back = playbook(converged)
+    assert back.returncode == 0, back.stdout + back.stderr
     assert runtime_mode(converged, "sandbox-builder") == "dryrun"
 
 
