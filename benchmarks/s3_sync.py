@@ -28,17 +28,17 @@ import os
 import random
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))
+
+from tests import testbed  # noqa: E402 - the test bed's S3 server, started the same way
 SYMBOLS = ["BTC-USD", "ETH-USD", "SOL-USD", "ADA-USD", "XRP-USD", "DOGE-USD", "AVAX-USD", "DOT-USD",
            "LINK-USD", "LTC-USD"]
 SMALL, LARGE = 20 * 1024, 2 * 1024 * 1024
@@ -57,28 +57,6 @@ def build_dataset(root: Path, count: int) -> int:
         path.write_bytes(rng.randbytes(size))
         total += size
     return total
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_moto(log: Path, server: str):
-    """The test bed's moto server (tests/testbed/moto_server.py), served by ``server``."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.testbed.moto_server", "--port", str(port),
-                             "--server", server], cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)  # noqa: S310 - loopback
-            return proc, endpoint
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("moto server did not start")
 
 
 MODULE_PYTHON = """#!{python} -S
@@ -180,7 +158,7 @@ def run_size(work: Path, files: int, repeat: int, client_factory, server: str) -
         shutil.rmtree(src)
     total = build_dataset(src, files)
     print(f"data set: {files} files, {total / 1e6:.1f} MB in {src}", flush=True)
-    moto, endpoint = start_moto(work / "moto.log", server)
+    moto_pid, endpoint = testbed.spawn_moto(work / "moto.log", server)
     env = dict(os.environ, **CREDS, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     client = client_factory(endpoint)
     tools = [Module(work, endpoint, env), AwsCli(endpoint, env)]
@@ -216,8 +194,7 @@ def run_size(work: Path, files: int, repeat: int, client_factory, server: str) -
                     results.setdefault((PING, tool.name), []).append(tool.ping())
                 print(f"{files} files: run {rep + 1}/{repeat} {tool.name} done", flush=True)
     finally:
-        moto.terminate()
-        moto.wait()
+        testbed.stop_moto(moto_pid)
     return results
 
 

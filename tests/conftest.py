@@ -23,6 +23,14 @@ REPO = testbed.REPO
 VENV_BIN = Path(sys.executable).parent
 
 
+def write_file(root, rel: str, data: bytes) -> Path:
+    """Write ``data`` to ``root/rel``, creating the directories on the way; returns the path."""
+    path = Path(root, rel)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
 def loopback_violations(log_path: Path) -> list[dict[str, str]]:
     """Entries of a connection log whose target is outside 127.0.0.0/8 (local connections excepted)."""
     if not log_path.exists():

@@ -334,24 +334,43 @@ def iam_users(secrets: dict[str, Any]) -> list[dict[str, str]]:
     return users
 
 
-def start_moto(state: dict[str, Any], secrets: dict[str, Any]) -> None:
+def spawn_moto(log: Path, server: str = "waitress", seed: Path | None = None) -> tuple[int, str]:
+    """Start the S3/STS/IAM server (tests/testbed/moto_server.py) detached on a free loopback port.
+
+    Returns ``(pid, endpoint)`` once it answers; stops it again if it never does. The test bed and
+    the S3 benchmark both start it this way.
+    """
     port = free_port()
-    log = state_dir() / "moto.log"
+    cmd = [sys.executable, "-m", "tests.testbed.moto_server", "--port", str(port), "--server", server]
+    if seed is not None:
+        cmd += ["--seed", str(seed)]  # the server deletes the seed file once read; argv holds no secret
+    pid = _spawn("moto", cmd, log)
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2) as resp:  # noqa: S310 - loopback
+            return resp.status == 200
+
+    try:
+        wait_for(f"the S3 API server on 127.0.0.1:{port} (log: {log})", ready)
+    except TestbedError:
+        stop_moto(pid)
+        raise
+    return pid, endpoint
+
+
+def stop_moto(pid: int) -> None:
+    _kill(pid, "moto_server")
+
+
+def start_moto(state: dict[str, Any], secrets: dict[str, Any]) -> None:
     seed = state_dir() / "moto-seed.json"
     fd = os.open(seed, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump({"users": iam_users(secrets)}, handle)
-    # The server deletes the seed file once read; its argv holds no secret.
-    pid = _spawn("moto", [sys.executable, "-m", "tests.testbed.moto_server", "--port", str(port),
-                          "--seed", str(seed)], log)
-    state["moto"] = {"pid": pid, "port": port, "endpoint": f"http://127.0.0.1:{port}"}
+    pid, endpoint = spawn_moto(state_dir() / "moto.log", seed=seed)
+    state["moto"] = {"pid": pid, "endpoint": endpoint}
     save_state(state)
-
-    def ready() -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=2) as resp:  # noqa: S310
-            return resp.status == 200
-
-    wait_for(f"the S3 API server on 127.0.0.1:{port} (log: {log})", ready)
     import boto3  # the project's own dependency; imported late so `down` works without it
 
     s3 = boto3.client(
@@ -596,7 +615,7 @@ def down(quiet: bool = False) -> None:
     if "pg" in state:
         stop_postgres(state["pg"])
     if "moto" in state:
-        _kill(state["moto"]["pid"], "moto_server")
+        stop_moto(state["moto"]["pid"])
     if "git" in state:
         if "pid" in state["git"]:
             _kill(state["git"]["pid"], "git")

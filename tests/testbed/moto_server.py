@@ -63,19 +63,28 @@ def seed_iam(users: list[dict[str, str]]) -> None:
         backend.access_keys[key.physical_resource_id] = key
 
 
-def make_server(port: int, server: str) -> tuple[Callable[[], None], Callable[[], None]]:
-    """``(serve_forever, stop)`` of moto on 127.0.0.1:port."""
+def serve_in_thread(port: int, server: str) -> Callable[[], None]:
+    """Serve moto on 127.0.0.1:port from a daemon thread; returns the function that stops it."""
     if server == "werkzeug":
-        from werkzeug.serving import make_server as werkzeug_server
+        from werkzeug.serving import make_server
 
-        httpd = werkzeug_server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app), threaded=True,
-                                request_handler=MotoRequestHandler)
-        return httpd.serve_forever, httpd.shutdown
-    import waitress
+        httpd = make_server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app), threaded=True,
+                            request_handler=MotoRequestHandler)
+        serve, stop = httpd.serve_forever, httpd.shutdown
+    else:
+        import waitress
 
-    httpd = waitress.create_server(CachedDispatcher(create_backend_app), host="127.0.0.1", port=port,
-                                   threads=THREADS, asyncore_use_poll=True, ident="moto")
-    return httpd.run, httpd.close
+        httpd = waitress.create_server(CachedDispatcher(create_backend_app), host="127.0.0.1", port=port,
+                                       threads=THREADS, asyncore_use_poll=True, ident="moto")
+        serve, stop = httpd.run, httpd.close
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def shutdown() -> None:
+        stop()
+        thread.join(timeout=10)
+
+    return shutdown
 
 
 def main() -> None:
@@ -88,14 +97,12 @@ def main() -> None:
         seed = json.loads(opts.seed.read_text())
         opts.seed.unlink()
         seed_iam(seed["users"])
-    serve, stop = make_server(opts.port, opts.server)
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    shutdown = serve_in_thread(opts.port, opts.server)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     done.wait()
-    stop()
+    shutdown()
     os._exit(0)
 
 

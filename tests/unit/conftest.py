@@ -3,7 +3,6 @@ imports from plugins/module_utils, as Ansible does on a target."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import ansible.module_utils
@@ -21,9 +20,6 @@ def moto_endpoint():
     from tests.testbed import free_port, moto_server
 
     port = free_port()
-    serve, stop = moto_server.make_server(port, "waitress")
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    shutdown = moto_server.serve_in_thread(port, "waitress")
     yield f"http://127.0.0.1:{port}"
-    stop()
-    thread.join(timeout=10)
+    shutdown()

@@ -24,6 +24,7 @@ sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 import crpbot_s3 as s3  # noqa: E402
 
 from tests.ansible_run import load_plugin  # noqa: E402
+from tests.conftest import write_file  # noqa: E402
 
 BUCKET = "crpbot-perf"
 
@@ -50,13 +51,6 @@ def client(module, monkeypatch, tmp_path):
         cli = module.make_client(client_params())
         cli.create_bucket(Bucket=BUCKET)
         yield cli
-
-
-def write(root, rel, data):
-    path = Path(root, rel)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
 
 
 def sync(cli, local_dir, direction, **extra):
@@ -111,9 +105,9 @@ def sent_headers(cli):
 
 def test_small_puts_skip_the_100_continue_round_trip(client, tmp_path):
     seen = sent_headers(client)
-    write(tmp_path / "src", "small", b"s" * 1000)
-    write(tmp_path / "src", "medium", os.urandom(s3.STREAM_PUT_SIZE + 1))
-    write(tmp_path / "src", "large", os.urandom(s3.EXPECT_CONTINUE_SIZE))
+    write_file(tmp_path / "src", "small", b"s" * 1000)
+    write_file(tmp_path / "src", "medium", os.urandom(s3.STREAM_PUT_SIZE + 1))
+    write_file(tmp_path / "src", "large", os.urandom(s3.EXPECT_CONTINUE_SIZE))
     sync(client, tmp_path / "src", "push")
     assert {h["key"]: h.get("Expect") for h in seen} == {"small": None, "medium": None, "large": "100-continue"}
 
@@ -121,7 +115,7 @@ def test_small_puts_skip_the_100_continue_round_trip(client, tmp_path):
 def test_puts_carry_content_md5_and_no_crc(client, tmp_path):
     seen = sent_headers(client)
     data = b"payload" * 100
-    write(tmp_path / "src", "a", data)
+    write_file(tmp_path / "src", "a", data)
     sync(client, tmp_path / "src", "push")
     assert seen[0]["Content-MD5"] == base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324
     assert not any(name.lower().startswith(("x-amz-checksum-", "x-amz-sdk-checksum")) for name in seen[0])
@@ -129,7 +123,7 @@ def test_puts_carry_content_md5_and_no_crc(client, tmp_path):
 
 def test_streamed_put_round_trips_with_its_hash(client, tmp_path):
     data = os.urandom(s3.STREAM_PUT_SIZE * 3 + 7)
-    write(tmp_path / "src", "streamed.parquet", data)
+    write_file(tmp_path / "src", "streamed.parquet", data)
     assert sync(client, tmp_path / "src", "push")["bytes_transferred"] == len(data)
     head = client.head_object(Bucket=BUCKET, Key="data/raw/streamed.parquet")
     assert head["Metadata"][s3.SHA_META] == hashlib.sha256(data).hexdigest()
@@ -140,7 +134,7 @@ def test_streamed_put_round_trips_with_its_hash(client, tmp_path):
 
 def test_multipart_round_trip_through_s3transfer_without_boto3(client, tmp_path):
     big = os.urandom(6 * 1024 * 1024)
-    write(tmp_path / "src", "big.parquet", big)
+    write_file(tmp_path / "src", "big.parquet", big)
     extra = {"multipart_threshold": 5 * 1024 * 1024, "multipart_chunksize": 5 * 1024 * 1024}
     sync(client, tmp_path / "src", "push", **extra)
     head = client.head_object(Bucket=BUCKET, Key="data/raw/big.parquet")
@@ -152,7 +146,7 @@ def test_multipart_round_trip_through_s3transfer_without_boto3(client, tmp_path)
 
 def test_transfers_are_submitted_through_a_bounded_window(client, tmp_path, monkeypatch):
     for number in range(30):
-        write(tmp_path / "src", f"f{number:02d}", b"x")
+        write_file(tmp_path / "src", f"f{number:02d}", b"x")
     outstanding = {"now": 0, "peak": 0}
     real_submit = ThreadPoolExecutor.submit
 

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -23,6 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 
 import crpbot_s3 as s3  # noqa: E402
+
+from tests.conftest import write_file  # noqa: E402
 
 BUCKET = "crpbot-test"
 
@@ -36,13 +37,6 @@ def client(monkeypatch):
         cli = boto3.client("s3", region_name="us-east-1", config=Config(max_pool_connections=32))
         cli.create_bucket(Bucket=BUCKET)
         yield cli
-
-
-def write(root, rel, data):
-    path = Path(root, rel)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
 
 
 def params(local_dir, direction, **extra):
@@ -111,7 +105,7 @@ def test_prefixes_are_slash_bounded():
 def test_push_and_pull_never_touch_a_sibling_prefix(client, tmp_path):
     client.put_object(Bucket=BUCKET, Key="data/raw-old/keep.parquet", Body=b"old")
     client.put_object(Bucket=BUCKET, Key="data/raw/gone.parquet", Body=b"g")
-    write(tmp_path / "src", "BTC-USD/a.parquet", b"a")
+    write_file(tmp_path / "src", "BTC-USD/a.parquet", b"a")
     result = sync(client, tmp_path / "src", "push", delete=True, max_deletes=5)
     assert result["counts"] == {"copy": 1, "update": 0, "delete": 1}
     assert keys(client) == ["data/raw-old/keep.parquet", "data/raw/BTC-USD/a.parquet"]
@@ -144,9 +138,9 @@ def test_pull_refuses_case_collisions(client, tmp_path):
 
 def test_push_pull_round_trip_is_idempotent(client, tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
-    write(src, "BTC-USD/BTC-USD_1m_00001.parquet", b"x" * 1000)
-    write(src, "ETH-USD/ETH-USD_1m_00001.parquet", b"y" * 10)
-    write(src, "BTC-USD_1m.parquet", b"z")
+    write_file(src, "BTC-USD/BTC-USD_1m_00001.parquet", b"x" * 1000)
+    write_file(src, "ETH-USD/ETH-USD_1m_00001.parquet", b"y" * 10)
+    write_file(src, "BTC-USD_1m.parquet", b"z")
     first = sync(client, src, "push")
     assert first["changed"] and first["counts"]["copy"] == 3 and first["bytes_transferred"] == 1011
     head = client.head_object(Bucket=BUCKET, Key="data/raw/BTC-USD_1m.parquet")
@@ -165,7 +159,7 @@ def test_push_pull_round_trip_is_idempotent(client, tmp_path):
 
 def test_pull_fetches_a_same_size_rebuild_with_older_mtime(client, tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
-    model = write(src, "promoted/model.pt", b"A" * 100)
+    model = write_file(src, "promoted/model.pt", b"A" * 100)
     sync(client, src, "push")
     sync(client, dst, "pull")
     model.write_bytes(b"B" * 100)
@@ -179,7 +173,7 @@ def test_pull_fetches_a_same_size_rebuild_with_older_mtime(client, tmp_path):
 
 def test_local_edit_is_restored_on_pull_and_touch_is_not_a_change(client, tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
-    write(src, "a.parquet", b"abc")
+    write_file(src, "a.parquet", b"abc")
     sync(client, src, "push")
     sync(client, dst, "pull")
     os.utime(dst / "a.parquet", (5, 5))
@@ -192,7 +186,7 @@ def test_local_edit_is_restored_on_pull_and_touch_is_not_a_change(client, tmp_pa
 
 def test_pull_without_state_skips_identical_files(client, tmp_path):
     src = tmp_path / "src"
-    write(src, "a.parquet", b"abc")
+    write_file(src, "a.parquet", b"abc")
     sync(client, src, "push")
     (src / s3.STATE_NAME).unlink()
     assert not sync(client, src, "pull")["changed"]
@@ -201,7 +195,7 @@ def test_pull_without_state_skips_identical_files(client, tmp_path):
 
 def test_check_mode_plans_everything_and_writes_nothing(client, tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
-    write(src, "a.parquet", b"abc")
+    write_file(src, "a.parquet", b"abc")
     planned = sync(client, src, "push", check=True)
     assert planned["changed"] and planned["counts"]["copy"] == 1 and planned["bytes_transferred"] == 0
     assert keys(client) == [] and not (src / s3.STATE_NAME).exists()
@@ -215,7 +209,7 @@ def test_check_mode_plans_everything_and_writes_nothing(client, tmp_path):
 def test_multipart_objects_round_trip(client, tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     big = os.urandom(6 * 1024 * 1024)
-    write(src, "big.parquet", big)
+    write_file(src, "big.parquet", big)
     extra = {"multipart_threshold": 5 * 1024 * 1024}
     cfg = __import__("boto3.s3.transfer", fromlist=["TransferConfig"]).TransferConfig(
         multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
@@ -235,8 +229,8 @@ def test_multipart_objects_round_trip(client, tmp_path):
 def test_pull_deletes_local_only_when_asked_and_within_cap(client, tmp_path):
     dst = tmp_path / "dst"
     client.put_object(Bucket=BUCKET, Key="data/raw/a.parquet", Body=b"a")
-    write(dst, "extra1", b"1")
-    write(dst, "extra2", b"2")
+    write_file(dst, "extra1", b"1")
+    write_file(dst, "extra2", b"2")
     assert sync(client, dst, "pull")["counts"]["delete"] == 0
     with pytest.raises(s3.ModuleFailure, match="deletes 2 local files, more than max_deletes=1"):
         sync(client, dst, "pull", delete=True, max_deletes=1)
@@ -248,7 +242,7 @@ def test_pull_deletes_local_only_when_asked_and_within_cap(client, tmp_path):
 
 def test_push_delete_spares_filtered_out_keys_and_respects_cap(client, tmp_path):
     src = tmp_path / "src"
-    write(src, "BTC-USD/a", b"a")
+    write_file(src, "BTC-USD/a", b"a")
     for key in ("BTC-USD/old", "ETH-USD/keep", "BTC-USD/old2"):
         client.put_object(Bucket=BUCKET, Key="data/raw/" + key, Body=b"o")
     rules = [{"include": "BTC-USD*"}]
@@ -277,11 +271,11 @@ class ReadOnlyClient:
 
 def test_pull_makes_no_write_call(client, tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
-    write(src, "a.parquet", b"a")
-    write(src, "big.parquet", os.urandom(64 * 1024))
+    write_file(src, "a.parquet", b"a")
+    write_file(src, "big.parquet", os.urandom(64 * 1024))
     sync(client, src, "push")
     stub = ReadOnlyClient(client)
-    write(dst, "extra", b"e")
+    write_file(dst, "extra", b"e")
     s3.Sync(stub, params(dst, "pull", delete=True, max_deletes=5, multipart_threshold=32 * 1024)).run(False)
     s3.Sync(stub, params(dst, "pull")).run(False)
     assert set(stub.calls) <= s3.READ_CALLS and "get_object" in stub.calls
@@ -292,8 +286,8 @@ def test_pull_makes_no_write_call(client, tmp_path):
 
 def test_stale_temp_files_are_removed_and_never_pushed(client, tmp_path):
     src = tmp_path / "src"
-    write(src, "a.parquet", b"a")
-    write(src, f"sub/{s3.TMP_PREFIX}abc", b"partial")
+    write_file(src, "a.parquet", b"a")
+    write_file(src, f"sub/{s3.TMP_PREFIX}abc", b"partial")
     planned = sync(client, src, "push", check=True)
     assert planned["stale_temp_files"] == 1 and (src / "sub" / f"{s3.TMP_PREFIX}abc").exists()
     result = sync(client, src, "push")
@@ -358,8 +352,8 @@ def test_module_end_to_end(moto_endpoint, tmp_path):
     cli = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
                        aws_access_key_id="testing", aws_secret_access_key="testing")
     cli.create_bucket(Bucket="e2e")
-    write(tmp_path / "src", "BTC-USD/a.parquet", b"a" * 50)
-    write(tmp_path / "src", "ETH-USD/b.parquet", b"b" * 50)
+    write_file(tmp_path / "src", "BTC-USD/a.parquet", b"a" * 50)
+    write_file(tmp_path / "src", "ETH-USD/b.parquet", b"b" * 50)
     task = {"crpbot_s3_transfer": {"direction": "push", "bucket": "e2e", "prefix": "data/raw",
                                    "local_dir": str(tmp_path / "src"), "endpoint_url": moto_endpoint,
                                    "path_style": True, "region": "us-east-1"}}
