@@ -14,6 +14,10 @@ description:
     children of the group C(crpbot), which therefore holds every host.
   - A host is a builder only when its entry says O(hosts[].role=builder). Everything else is QC, which
     never trades (C(RUNTIME_MODE=dryrun)) and never deletes anything in S3.
+  - A builder whose entry says O(hosts[].runtime_mode=live) is also put in the group C(live_approved), which
+    always exists. These groups are the one authority on a host's role and on the live approval. No variable
+    at any precedence (extra vars included) can change them, and the C(crpbot_policy) task every playbook
+    starts with refuses a run whose variables contradict them.
   - "Each host gets the variables C(crpbot_role), C(crpbot_user), C(crpbot_home), C(crpbot_project_dir),
     C(crpbot_project_name), C(crpbot_runtime_mode), C(crpbot_db_backend), C(crpbot_bucket), C(crpbot_region),
     C(crpbot_rds_host), C(crpbot_rds_port), C(crpbot_rds_database), C(crpbot_rds_user), plus C(ansible_user),
@@ -22,10 +26,10 @@ description:
     set a variable listed above; use the entry's own key instead (for example O(hosts[].role), not
     C(vars.crpbot_role)).
   - Then O(compose), O(groups) and O(keyed_groups) are applied, honouring O(strict). They may not
-    overwrite a variable listed above nor put a host into C(crpbot), C(qc) or C(builder); the role of a
-    host comes from its entry alone.
+    overwrite a variable listed above nor put a host into C(crpbot), C(qc), C(builder) or C(live_approved);
+    the role of a host and its live approval come from its entry alone.
   - The whole file is validated before any host is added. A mistake (an unknown key or role, C(live) on a
-    QC host, a builder without an RDS endpoint, a relative path, a wrong type, a duplicate host) fails the
+    QC host or for a user other than root, a builder without an RDS endpoint, a relative path, a wrong type, a duplicate host) fails the
     inventory with a message naming the file, the host, the key, what was found and how to fix it.
 options:
   plugin:
@@ -128,7 +132,8 @@ options:
       runtime_mode:
         description:
           - The C(RUNTIME_MODE) this inventory approves; becomes C(crpbot_runtime_mode).
-          - V(live) is allowed only on a builder host, and a playbook still asks for an explicit confirmation.
+          - V(live) is allowed only on a builder host whose O(hosts[].user) is C(root) (the bot's own safeguard),
+            puts the host in the group C(live_approved), and a playbook still asks for an explicit confirmation.
         type: str
         choices: [dryrun, live]
         default: dryrun
@@ -214,21 +219,33 @@ keyed_groups:
 """
 
 import difflib
+import os
 import posixpath
 from collections.abc import Mapping
 
+import ansible.module_utils
 from ansible.errors import AnsibleOptionsError, AnsibleParserError, AnsibleRequiredOptionError
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable, to_safe_group_name
+
+# The money-safety rules are written once, in plugins/module_utils/crpbot_policy.py, and shared with
+# the action plugins and the modules (which Ansible ships with it to the hosts).
+_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "module_utils")
+if _UTILS not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(_UTILS)
+
+from ansible.module_utils.crpbot_policy import (  # noqa: E402
+    ALL_GROUP, INVENTORY_FACTS, LIVE_GROUP, ROLE_GROUPS, RUNTIME_MODES, live_refusal,
+)
 
 NAME = "crpbot"
 FILE_SUFFIXES = ("crpbot.yml", "crpbot.yaml")
 
-ROLES = ("qc", "builder")
+ROLES = ROLE_GROUPS
 CONNECTIONS = ("ssh", "local")
-RUNTIME_MODES = ("dryrun", "live")
 DB_BACKENDS = ("rds", "sqlite")
-GROUP_ALL = "crpbot"
-RESERVED_NAMES = (GROUP_ALL, *ROLES, "all", "ungrouped")
+GROUP_ALL = ALL_GROUP
+MANAGED_GROUPS = (GROUP_ALL, *ROLES, LIVE_GROUP)
+RESERVED_NAMES = (*MANAGED_GROUPS, "all", "ungrouped")
 
 HOST_KEYS = (
     "name", "address", "port", "user", "connection", "role",
@@ -238,19 +255,7 @@ RDS_DEFAULTS = {"host": "", "port": 5432, "database": "crpbot", "user": "crpbot_
 
 # Variables the plugin derives, and the key that sets each of them instead.
 DERIVED_VARS = {
-    "crpbot_role": "role:",
-    "crpbot_user": "user:",
-    "crpbot_home": "home:",
-    "crpbot_project_dir": "project_dir:",
-    "crpbot_project_name": "project_name: (top level)",
-    "crpbot_runtime_mode": "runtime_mode:",
-    "crpbot_db_backend": "db_backend:",
-    "crpbot_bucket": "bucket: (top level)",
-    "crpbot_region": "region: (top level)",
-    "crpbot_rds_host": "rds.host (top level)",
-    "crpbot_rds_port": "rds.port (top level)",
-    "crpbot_rds_database": "rds.database (top level)",
-    "crpbot_rds_user": "rds.user (top level)",
+    **INVENTORY_FACTS,
     "ansible_host": "address:",
     "ansible_port": "port:",
     "ansible_user": "user:",
@@ -496,9 +501,13 @@ def validate_host(entry: object, index: int, settings: Mapping) -> dict:
                         "set role: qc or role: builder (omit it for qc, the safe default)")
     runtime_mode = check_choice(entry.get("runtime_mode", "dryrun"), RUNTIME_MODES, where, "runtime_mode",
                                 "set runtime_mode: dryrun (or live, only on a builder host)")
-    if runtime_mode == "live" and role != "builder":
-        raise ConfigProblem(where, "runtime_mode", "found 'live' on a QC host",
-                            "only a builder host may run live; set role: builder or runtime_mode: dryrun")
+    if runtime_mode == "live":
+        refusal = live_refusal(role, True, user == "root")
+        if refusal:
+            found = "found 'live' on a QC host" if role != "builder" else f"found 'live' for user '{user}'"
+            raise ConfigProblem(where, "runtime_mode", f"{found}: {refusal}",
+                                "only a builder host run as root may run live; set role: builder and user: root, "
+                                "or runtime_mode: dryrun")
 
     db_backend = check_choice(entry.get("db_backend", "rds"), DB_BACKENDS, where, "db_backend",
                               "set db_backend: rds (or sqlite, only on a QC host)")
@@ -585,8 +594,9 @@ def check_unique(hosts: list[tuple[int, dict]]) -> list[ConfigProblem]:
 
 
 def check_constructed(compose: object, groups: object) -> list[ConfigProblem]:
-    """compose may not overwrite a derived variable, and groups may not put a host into crpbot, qc or
-    builder: the role comes from role: alone (a QC host in group builder would be treated as one)."""
+    """compose may not overwrite a derived variable, and groups may not put a host into crpbot, qc,
+    builder or live_approved: the role comes from role: alone (a QC host in group builder would be
+    treated as one) and the live approval from runtime_mode: alone."""
     problems = []
     for var in compose if isinstance(compose, Mapping) else ():
         if var in DERIVED_VARS:
@@ -595,28 +605,38 @@ def check_constructed(compose: object, groups: object) -> list[ConfigProblem]:
                                           "inventory plugin",
                                           derived_fix(var, f"compose.{var}")))
     for group in groups if isinstance(groups, Mapping) else ():
-        if to_safe_group_name(group) in (GROUP_ALL, *ROLES):
+        if to_safe_group_name(group) in MANAGED_GROUPS:
             problems.append(ConfigProblem("top level", f"groups.{group}",
                                           f"found groups.{group}, but group '{group}' is managed by the "
                                           "crpbot inventory plugin",
-                                          (f"set role: {group} on the host entries instead, "
-                                           if group in ROLES else "every host is already in crpbot; ")
-                                          + "give the constructed group another name"))
+                                          _managed_group_fix(group) + "give the constructed group another name"))
     return problems
 
 
+def _managed_group_fix(group: str) -> str:
+    if group in ROLES:
+        return f"set role: {group} on the host entries instead, "
+    if group == LIVE_GROUP:
+        return "set runtime_mode: live on a builder entry instead, "
+    return "every host is already in crpbot; "
+
+
+def _group_entry_key(group: str) -> str:
+    return "runtime_mode: live" if group == LIVE_GROUP else f"role: {group}"
+
+
 def check_role_groups(expected: Mapping, actual: Mapping) -> list[ConfigProblem]:
-    """After compose/groups/keyed_groups: each role group must still hold exactly the hosts whose entry
-    has that role. expected/actual map group name -> set of host names."""
+    """After compose/groups/keyed_groups: each role group (and live_approved) must still hold exactly
+    the hosts whose entry says so. expected/actual map group name -> set of host names."""
     problems = []
-    for group in ROLES:
+    for group in (*ROLES, LIVE_GROUP):
         extra = sorted(set(actual.get(group, ())) - set(expected.get(group, ())))
         if extra:
             problems.append(ConfigProblem(
                 f"group '{group}'", "keyed_groups",
                 f"found host(s) {', '.join(extra)} added to '{group}' by keyed_groups (or another inventory source), "
-                f"but their entries do not say role: {group}",
-                f"set role: {group} on those entries, or change the keyed_groups prefix/parent_group "
+                f"but their entries do not say {_group_entry_key(group)}",
+                f"set {_group_entry_key(group)} on those entries, or change the keyed_groups prefix/parent_group "
                 f"so that no group named '{group}' is produced or used as a parent"))
     return problems
 
@@ -717,8 +737,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         for group in ROLES:
             self.inventory.add_group(group)
             self.inventory.add_child(GROUP_ALL, group)
+        # The live approval is a group, like the role: no variable at any precedence can change it.
+        self.inventory.add_group(LIVE_GROUP)
         for host in hosts:
             self.inventory.add_host(host["name"], group=host["role"])
+            if host["hostvars"]["crpbot_runtime_mode"] == "live":
+                self.inventory.add_host(host["name"], group=LIVE_GROUP)
             for key, value in host["hostvars"].items():
                 self.inventory.set_variable(host["name"], key, value)
 
@@ -736,8 +760,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         # Only this file's hosts: with several inventory sources the groups may hold others too.
         ours = {host["name"] for host in hosts}
         expected = {group: {host["name"] for host in hosts if host["role"] == group} for group in ROLES}
+        expected[LIVE_GROUP] = {host["name"] for host in hosts if host["hostvars"]["crpbot_runtime_mode"] == "live"}
         actual = {group: {host.name for host in self.inventory.groups[group].get_hosts()} & ours
-                  for group in ROLES}
+                  for group in (*ROLES, LIVE_GROUP)}
         problems = check_role_groups(expected, actual)
         if problems:
             raise AnsibleParserError(format_problems(path, problems, outcome="the inventory is refused"))

@@ -190,7 +190,10 @@ BAD_HOSTS = [
                  ["host 'cloud'", "key 'role'", "['builder'] (list)", "choose one"], id="role-list"),
     pytest.param({"name": "local", "user": "numan", "runtime_mode": "live"}, settings(), 0,
                  ["host 'local' (hosts[0])", "key 'runtime_mode'", "'live' on a QC host",
-                  "only a builder host may run live; set role: builder or runtime_mode: dryrun"], id="live-on-qc"),
+                  "only a builder host run as root may run live; set role: builder and user: root, or runtime_mode: dryrun"], id="live-on-qc"),
+    pytest.param({"name": "cloud", "user": "ubuntu", "role": "builder", "runtime_mode": "live"}, settings(), 0,
+                 ["host 'cloud' (hosts[0])", "key 'runtime_mode'", "found 'live' for user 'ubuntu'",
+                  "only allowed for the root user", "set role: builder and user: root"], id="live-not-root"),
     pytest.param({"name": "cloud", "user": "root", "role": "builder", "runtime_mode": "production"}, settings(), 0,
                  ["host 'cloud'", "key 'runtime_mode'", "'production'", "'dryrun', 'live'", "Fix: set runtime_mode"],
                  id="unknown-runtime-mode"),
@@ -525,6 +528,8 @@ def test_full_config_with_constructed(tmp_path):
     assert (builder1["crpbot_rds_host"], builder1["crpbot_rds_port"]) == ("127.0.0.1", 15432)
     assert (builder1["crpbot_bucket"], builder1["crpbot_region"]) == ("test-bucket", "eu-west-1")
     assert builder1["crpbot_runtime_mode"] == "live"
+    # The live approval is a group of its own, like the role: no variable can put a host in it.
+    assert groups["live_approved"]["hosts"] == ["builder1"]
 
 
 def test_strict_compose_error(tmp_path):
@@ -545,7 +550,7 @@ BAD_CONFIGS = [
      ["host 'cloud' (hosts[0])", "key 'role'", "'bilder'", "did you mean 'builder'?", "Fix:"]),
     ("live", {"rds": {"host": "db"}, "hosts": [{"name": "local", "user": "numan", "runtime_mode": "live"}]},
      ["host 'local'", "key 'runtime_mode'",
-      "only a builder host may run live; set role: builder or runtime_mode: dryrun"]),
+      "only a builder host run as root may run live; set role: builder and user: root, or runtime_mode: dryrun"]),
     ("nords", {"hosts": [{"name": "cloud", "user": "root", "role": "builder"}]},
      ["host 'cloud'", "key 'rds.host'", "set rds.host to the RDS endpoint"]),
     ("both", {"rds": {"host": "db"}, "hosts": [{"name": "local", "user": "numan", "db_backend": ["sqlite", "rds"]}]},
@@ -564,6 +569,11 @@ BAD_CONFIGS = [
     ("rdstype", {"rds": "db", "hosts": [GOOD_ENTRY]}, ["Config 'rds'", "invalid value", "Fix:"]),
     ("varsrole", {"hosts": [GOOD_ENTRY | {"vars": {"crpbot_role": "builder"}}]},
      ["host 'ws'", "key 'vars.crpbot_role'", "use 'role:' instead of vars.crpbot_role"]),
+    ("keyedlive", {"hosts": [GOOD_ENTRY], "keyed_groups": [{"key": "'approved'", "prefix": "live"}]},
+     ["group 'live_approved'", "key 'keyed_groups'", "do not say runtime_mode: live", "the inventory is refused"]),
+    ("composedlive", {"hosts": [GOOD_ENTRY], "groups": {"live_approved": "true"}},
+     ["key 'groups.live_approved'", "managed by the crpbot inventory plugin",
+      "set runtime_mode: live on a builder entry instead"]),
     ("keyedbuilder", {"hosts": [GOOD_ENTRY],
                       "keyed_groups": [{"key": "crpbot_runtime_mode", "parent_group": "builder"}]},
      ["group 'builder'", "key 'keyed_groups'", "do not say role: builder", "the inventory is refused"]),
