@@ -74,6 +74,17 @@ def save_results_task(names: Sequence[str], dest: Path) -> dict:
     }
 
 
+def crpbot_localhost(role: str = "qc", runtime_mode: str = "dryrun", user: str = "root") -> dict:
+    """A config of the project's own inventory plugin with one host, ``localhost`` on the local
+    connection (for modules whose action plugin takes the host's role from the inventory's groups)."""
+    return {
+        "plugin": "crpbot",
+        "rds": {"host": "db.invalid"},
+        "hosts": [{"name": "localhost", "user": user, "connection": "local", "role": role,
+                   "runtime_mode": runtime_mode}],
+    }
+
+
 def run_module_play(
     tmp_path: Path,
     tasks: Sequence[Mapping],
@@ -84,12 +95,14 @@ def run_module_play(
     env: Mapping[str, str] | None = None,
     interpreter: str | None = None,
     timeout: int = 600,
+    inventory: Mapping | None = None,
 ) -> PlayResult:
     """Run `tasks` as one play against localhost (local connection) and return what they registered.
 
     Writes tmp_path/hosts.yml (localhost only, `interpreter` or the host's python3),
     tmp_path/play.yml (JSON, which is YAML) with the tasks plus a last task that saves every
-    registered variable to tmp_path/results.json, runs the venv's ansible-playbook from the repo
+    registered variable to tmp_path/results.json (`inventory`: a crpbot inventory plugin config such as
+    crpbot_localhost() instead of the plain localhost one), runs the venv's ansible-playbook from the repo
     root with ansible_env(tmp_path) updated by `env`, `--check` when `check`, then `extra_args`
     (e.g. "--diff", "-vvv"), and reads results.json back. A task that may fail must carry
     ignore_errors for its result to be saved. The caller asserts on returncode: tmp_path may be
@@ -99,13 +112,20 @@ def run_module_play(
     results = tmp_path / "results.json"
     results.unlink(missing_ok=True)  # a failed run must not read an earlier run's results
     # ansible.cfg enables only the crpbot, yaml and ini inventory plugins, so no "-i localhost,".
-    inventory = tmp_path / "hosts.yml"
     localhost = {"ansible_connection": "local", "ansible_python_interpreter": interpreter or host_python()}
-    inventory.write_text(json.dumps({"all": {"hosts": {"localhost": localhost}}}))
+    if inventory is None:
+        inventory_file = tmp_path / "hosts.yml"
+        inventory_file.write_text(json.dumps({"all": {"hosts": {"localhost": localhost}}}))
+    else:
+        inventory_file = tmp_path / "localhost.crpbot.yml"
+        config = {**inventory, "vars": {**inventory.get("vars", {}),
+                                        "ansible_python_interpreter": localhost["ansible_python_interpreter"]}}
+        inventory_file.write_text(json.dumps(config))
     play = tmp_path / "play.yml"
     all_tasks = [*tasks, save_results_task(names, results)]
     play.write_text(json.dumps([{"name": name, "hosts": "localhost", "gather_facts": False, "tasks": all_tasks}]))
-    args = [bin_path("ansible-playbook"), "-i", str(inventory), *(["--check"] if check else []), *extra_args, str(play)]
+    args = [bin_path("ansible-playbook"), "-i", str(inventory_file), *(["--check"] if check else []), *extra_args,
+            str(play)]
     done = subprocess.run(  # noqa: S603
         args,
         cwd=REPO,

@@ -28,7 +28,12 @@ import re
 from dataclasses import dataclass, replace
 from urllib.parse import quote
 
+from ansible.module_utils.crpbot_policy import MODE_KEY, db_backend_refusal, mode_keys
+
 MANAGED_COMMENT = "# Managed by crpbot-ansible"
+# The marker line also records the keys the writer manages, so a key it stops managing can be
+# removed while a key a person added by hand is never touched: "# Managed by crpbot-ansible: A B".
+_MARKER = re.compile(r"# Managed by crpbot-ansible(?:: *(?P<keys>[A-Za-z0-9_ ]*?))? *(?:\r\n|\n|\r)?\Z")
 MASK = "********"
 KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -324,15 +329,43 @@ def _rewrite(line: Line, quoted: str, value: str) -> Line:
     raise EnvValueError(line.key or "?", "the existing line for this key cannot be rewritten in place")
 
 
-def merge(lines: list[Line], managed: dict[str, str]) -> tuple[list[Line], dict[str, list[str]]]:
-    """Set every managed key; keep every other line exactly as it is.
+def is_marker(line: Line) -> bool:
+    return line.kind == "comment" and _MARKER.match(line.raw) is not None
+
+
+def recorded_keys(lines: list[Line]) -> list[str]:
+    """The keys the marker line(s) record as managed by this project, in their order."""
+    keys: list[str] = []
+    for line in lines:
+        if is_marker(line):
+            for key in (_MARKER.match(line.raw).group("keys") or "").split():
+                if key not in keys:
+                    keys.append(key)
+    return keys
+
+
+def marker_text(keys) -> str:
+    """The marker line (without its line ending) recording ``keys``, sorted."""
+    names = sorted(set(keys), key=lambda key: (key.upper(), key))
+    return MANAGED_COMMENT + (": " + " ".join(names) if names else "")
+
+
+def merge(
+    lines: list[Line], managed: dict[str, str], *, prune: bool = False
+) -> tuple[list[Line], dict[str, list[str]]]:
+    """Set every managed key; keep every line a person wrote exactly as it is.
 
     Keys are matched case-insensitively (pydantic-settings lower-cases keys by default, so
     ``runtime_mode=live`` would override ``RUNTIME_MODE=dryrun``).  Every occurrence of a managed
     key whose decoded value differs is rewritten in place (its ``export``, key spelling and inline
     comment are kept); occurrences that already decode to the value are left as written.  Absent
-    keys are appended, in the given order, after one ``# Managed by crpbot-ansible`` line (added
-    only if the file does not have it yet).
+    keys are appended, in the given order, after the ``# Managed by crpbot-ansible`` marker line.
+
+    The marker records every key this writer manages (``# Managed by crpbot-ansible: A B``); it
+    is kept in place, or appended at the end when the file has none.  With ``prune``, keys the
+    record names that ``managed`` no longer has are removed (every binding of them, any case) and
+    the record becomes ``managed``; without it the record keeps them.  A key a person added is
+    never in the record, so it is never removed.
     """
     by_lower: dict[str, str] = {}
     quoted: dict[str, str] = {}
@@ -345,13 +378,31 @@ def merge(lines: list[Line], managed: dict[str, str]) -> tuple[list[Line], dict[
         by_lower[key.lower()] = key
         quoted[key] = quote_value(key, value)
 
+    old_record = recorded_keys(lines)
+    dropped = [key for key in old_record if key.lower() not in by_lower] if prune else []
+    dropped_lower = {key.lower() for key in dropped}
+    record = list(managed) + ([] if prune else [key for key in old_record if key.lower() not in by_lower])
+    eol = _eol_of(lines)
+
     new_lines: list[Line] = []
     changed: list[str] = []
     present: set[str] = set()
     kept: list[str] = []
+    removed: list[str] = []
+    marker_at: int | None = None
     for line in lines:
+        if is_marker(line):
+            if marker_at is None:  # the first marker holds the record; later ones are dropped
+                marker_at = len(new_lines)
+                new_lines.append(Line("comment", marker_text(record) + (_line_ending(line.raw) or eol)))
+            continue
         name = by_lower.get(line.key.lower()) if line.kind == "binding" and line.key else None
         if name is None:
+            if line.kind == "binding" and line.key.lower() in dropped_lower:  # type: ignore[union-attr]
+                spelled = next(key for key in dropped if key.lower() == line.key.lower())  # type: ignore[union-attr]
+                if spelled not in removed:
+                    removed.append(spelled)
+                continue
             if line.kind == "binding" and line.key not in kept:
                 kept.append(line.key)  # type: ignore[arg-type]
             new_lines.append(line)
@@ -365,27 +416,33 @@ def merge(lines: list[Line], managed: dict[str, str]) -> tuple[list[Line], dict[
             changed.append(name)
 
     added = [key for key in managed if key not in present]
-    if added:
-        eol = _eol_of(lines)
+    if added or (marker_at is None and record):
         if new_lines and new_lines[-1].kind != "bom" and not _line_ending(new_lines[-1].raw):
             last = new_lines[-1]
             new_lines[-1] = replace(last, raw=last.raw + eol, tail=last.tail + eol if last.kind == "binding" else "")
-        if not any(line.kind == "comment" and line.raw.strip() == MANAGED_COMMENT for line in new_lines):
-            new_lines.append(Line("comment", MANAGED_COMMENT + eol))
+        if marker_at is None:
+            new_lines.append(Line("comment", marker_text(record) + eol))
         for key in added:
             new_lines.extend(parse_env(f"{key}={quoted[key]}{eol}"))
 
-    _verify(lines, new_lines, managed, by_lower, added)
-    return new_lines, {"changed": changed, "added": added, "kept": kept}
+    _verify(lines, new_lines, managed, by_lower, added, dropped_lower)
+    return new_lines, {"changed": changed, "added": added, "kept": kept, "removed": removed}
 
 
 def _verify(
-    old: list[Line], new: list[Line], managed: dict[str, str], by_lower: dict[str, str], added: list[str]
+    old: list[Line],
+    new: list[Line],
+    managed: dict[str, str],
+    by_lower: dict[str, str],
+    added: list[str],
+    dropped_lower: set[str],
 ) -> None:
     """Re-parse the result: every binding must read as planned (guards against an unterminated
     quote in the existing file swallowing the lines written after it)."""
     expected = [
-        (key, managed[by_lower[key.lower()]] if key.lower() in by_lower else value) for key, value in bindings(old)
+        (key, managed[by_lower[key.lower()]] if key.lower() in by_lower else value)
+        for key, value in bindings(old)
+        if key.lower() not in dropped_lower
     ]
     expected += [(key, managed[key]) for key in added]
     if bindings(parse_env(render(new))) != expected:
@@ -407,7 +464,7 @@ def mask_for_diff(lines: list[Line], visible_keys) -> str:
     (exact names) becomes ``********`` (a multi-line value collapses to it), lines python-dotenv
     cannot parse become ``********``, and comment text, whole-line or inline, becomes
     ``# ********`` (people park old secrets in comments) except the ``# Managed by
-    crpbot-ansible`` marker."""
+    crpbot-ansible`` marker, which holds key names only."""
     visible = set(visible_keys)
     out: list[str] = []
     for line in lines:
@@ -417,7 +474,7 @@ def mask_for_diff(lines: list[Line], visible_keys) -> str:
             else:
                 out.append(line.prefix + MASK + _mask_tail(line.tail))
         elif line.kind == "comment":
-            if line.raw.strip() == MANAGED_COMMENT:
+            if is_marker(line):  # key names only
                 out.append(line.raw)
             else:
                 out.append(_mask_comment(line.raw))
@@ -522,3 +579,82 @@ def build_db_url(
         directory = project_dir.rstrip("/") or ""
         return "sqlite:///" + quote(f"{directory}/tradingai.db", safe="/")
     raise ValueError(f"backend must be 'rds' or 'sqlite', got {backend!r}")
+
+
+# --- the request: what a caller asks to set, checked the same way on the controller and the host ---
+
+
+class EnvRequestError(ValueError):
+    """A request that cannot be carried out. The message names options and keys, never a value."""
+
+
+def check_settings(option: str, given) -> dict[str, str]:
+    """Validate one of the ``values``/``secrets`` mappings (integers become strings)."""
+    result: dict[str, str] = {}
+    for key, value in (given or {}).items():
+        try:
+            check_key(key)
+        except EnvValueError as exc:
+            raise EnvRequestError(f"{option}: {exc}") from None
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise EnvRequestError(f"{option}.{key} must be a string, got {type(value).__name__}; quote it in YAML")
+        result[str(key)] = str(value) if not isinstance(value, str) else value
+    found = mode_keys(result)
+    if found:
+        raise EnvRequestError(
+            f"{option}.{found[0]}: {MODE_KEY} is written only from runtime_mode, which follows the inventory "
+            "(runtime_mode: on a builder's entry); remove it from the settings"
+        )
+    return result
+
+
+def combine_settings(values: dict[str, str], secrets: dict[str, str]) -> dict[str, str]:
+    """values and secrets as one mapping; a key given twice (in any case) is refused."""
+    seen: dict[str, tuple[str, str]] = {}
+    for option, given in (("values", values), ("secrets", secrets)):
+        for key in given:
+            if key.lower() in seen:
+                other_option, other_key = seen[key.lower()]
+                raise EnvRequestError(
+                    f"key {key} is given in {option} and as {other_key} in {other_option};"
+                    " give each key once (keys are case-insensitive for pydantic-settings)"
+                )
+            seen[key.lower()] = (option, key)
+    return {**values, **secrets}
+
+
+def db_url_setting(db, role: str) -> dict[str, str]:
+    """``{'DB_URL': url}`` built from the ``db_url`` option, or ``{}`` when it is not given."""
+    if not db:
+        return {}
+    refusal = db_backend_refusal(role, db.get("backend"))
+    if refusal:
+        raise EnvRequestError(f"db_url.backend is refused on this {role} host: {refusal}")
+    fields = {key: db.get(key) for key in ("user", "password", "host", "port", "database", "sslmode", "project_dir")}
+    try:
+        return {"DB_URL": build_db_url(db.get("backend"), **fields)}
+    except ValueError as exc:  # names the parameter, never its value
+        raise EnvRequestError(f"db_url: {exc}") from None
+
+
+def check_request(values, secrets, db_url, role: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Check a whole request and return ``(values, secrets)``, DB_URL among the secrets.
+
+    Every key must be valid, given once, not RUNTIME_MODE; every value must be writable so that
+    python-dotenv reads it back unchanged (``quote_value``); DB_URL must be buildable and, on a
+    builder, the PostgreSQL on RDS.
+    """
+    values = check_settings("values", values)
+    secrets = check_settings("secrets", secrets)
+    db_secret = db_url_setting(db_url, role)
+    if db_secret and any(key.lower() == "db_url" for key in [*values, *secrets]):
+        raise EnvRequestError("DB_URL is given in values or secrets and through db_url; give it once")
+    secrets = {**secrets, **db_secret}
+    for option, given in (("values", values), ("secrets", secrets)):
+        for key, value in given.items():
+            try:
+                quote_value(key, value)
+            except EnvValueError as exc:
+                raise EnvRequestError(f"{option}.{exc}") from None
+    combine_settings(values, secrets)
+    return values, secrets

@@ -5,8 +5,9 @@
 
 The DESIGN contract for files with secrets: written atomically (a temporary file in the same
 directory, created ``0600``, fsync, chown, chmod, rename), owned by the host user, with the
-previous version kept as a ``0600`` backup when the content changes.  Every message produced
-here names paths, owners and modes only, never file content.
+previous version kept as a ``0600`` backup when the content changes.  Backups are bounded: only
+the newest ``keep`` of ``<path>.<YYYYmmddTHHMMSS>[-n].bak`` stay (each one holds every secret of
+the file).  Every message produced here names paths, owners and modes only, never file content.
 """
 
 from __future__ import annotations
@@ -82,18 +83,50 @@ def read_existing(path):
         raise ModuleFailure(f"could not read {path}: {exc.strerror}") from None
 
 
-def plan_write(path, old_bytes, st, new_bytes, mode, uid, gid):
+_BACKUP_SUFFIX = re.compile(r"\.(\d{8}T\d{6})(?:-(\d+))?\.bak\Z")
+
+
+def list_backups(path):
+    """The backups of ``path`` this module wrote (``<path>.<YYYYmmddTHHMMSS>[-n].bak``), oldest first."""
+    directory, name = os.path.split(path)
+    found = []
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.startswith(name + "."):
+            continue
+        match = _BACKUP_SUFFIX.fullmatch(entry[len(name):])
+        if match and not os.path.islink(os.path.join(directory, entry)):
+            found.append(((match.group(1), int(match.group(2) or 0)), os.path.join(directory, entry)))
+    return [full for _order, full in sorted(found)]
+
+
+def stale_backups(path, keep, adding):
+    """The oldest backups to remove so that at most ``keep`` remain, counting one about to be added."""
+    if keep is None:
+        return []
+    backups = list_backups(path)
+    room = max(0, keep - (1 if adding else 0))
+    return backups[: max(0, len(backups) - room)]
+
+
+def plan_write(path, old_bytes, st, new_bytes, mode, uid, gid, backup=False, keep=None):
     """What writing ``new_bytes`` to ``path`` would change, computed without writing anything.
 
     ``old_bytes``/``st`` come from :func:`read_existing`.  An owner or group not given (None)
     is kept from the existing file.  The content changes when the file is missing or its bytes
-    differ; the attributes change when an existing file's mode, owner or group differ.
+    differ; the attributes change when an existing file's mode, owner or group differ.  With
+    ``backup`` a changed file's previous content is kept as a backup; with ``keep`` the oldest
+    backups beyond that many are removed (``stale_backups``), which is a change of its own.
     """
     if st is not None:
         uid = st.st_uid if uid is None else uid
         gid = st.st_gid if gid is None else gid
     content_changed = old_bytes is None or new_bytes != old_bytes
     attrs_changed = st is not None and (stat.S_IMODE(st.st_mode) != mode or st.st_uid != uid or st.st_gid != gid)
+    adding_backup = bool(backup) and content_changed and old_bytes is not None
     return {
         "path": path,
         "old_bytes": old_bytes,
@@ -104,7 +137,14 @@ def plan_write(path, old_bytes, st, new_bytes, mode, uid, gid):
         "mode": mode,
         "uid": uid,
         "gid": gid,
+        "backup": adding_backup,
+        "stale_backups": stale_backups(path, keep, adding_backup),
     }
+
+
+def plan_changed(plan):
+    """Whether carrying out the plan changes anything on the host."""
+    return plan["content_changed"] or plan["attrs_changed"] or bool(plan["stale_backups"])
 
 
 def fsync_dir(directory):
@@ -118,7 +158,11 @@ def fsync_dir(directory):
 
 def write_backup(path, data, st):
     stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime())
-    number = 0
+    # After the oldest backups of this second were removed, a free lower number must not be reused:
+    # the number orders the backups of one second.
+    taken = [int(m.group(2) or 0) for m in (_BACKUP_SUFFIX.fullmatch(b[len(path):]) for b in list_backups(path))
+             if m and m.group(1) == stamp]
+    number = max(taken) + 1 if taken else 0
     while True:
         candidate = f"{path}.{stamp}.bak" if number == 0 else f"{path}.{stamp}-{number}.bak"
         try:
@@ -165,17 +209,23 @@ def fix_attributes(path, mode, uid, gid, st):
     os.chmod(path, mode)
 
 
-def apply(plan, backup):
-    """Carry out a plan of :func:`plan_write`; return the backup path (or None)."""
+def apply(plan):
+    """Carry out a plan of :func:`plan_write`; return the backup path (or None).
+
+    The new file is in place before the oldest backups are removed, so a failure never leaves
+    fewer copies than before.
+    """
     path = plan["path"]
     backup_file = None
     try:
         if plan["content_changed"]:
-            if backup and plan["old_bytes"] is not None:
+            if plan["backup"]:
                 backup_file = write_backup(path, plan["old_bytes"], plan["old_stat"])
             write_atomically(path, plan["new_bytes"], plan["mode"], plan["uid"], plan["gid"])
         elif plan["attrs_changed"]:
             fix_attributes(path, plan["mode"], plan["uid"], plan["gid"], plan["old_stat"])
+        for stale in plan["stale_backups"]:
+            os.unlink(stale)
     except OSError as exc:
         raise ModuleFailure(f"could not write {exc.filename or path}: {exc.strerror}") from None
     return backup_file

@@ -87,7 +87,7 @@ def role_of(host: str, groups) -> str:
 def live_refusal(role: str, live_approved: bool, user_is_root: bool) -> str | None:
     """Why a host may not run live, or None when it may (confirmation is asked separately)."""
     if role != BUILDER:
-        return "it is a QC host (group qc), and a QC host never trades"
+        return "it is a QC host (role qc), and a QC host never trades"
     if not live_approved:
         return ("its inventory entry does not approve live (runtime_mode: live on a builder entry puts it in "
                 f"group {LIVE_GROUP})")
@@ -257,7 +257,7 @@ def variable_source(name: str, host, variable_manager, loader) -> str:
 
         inventory = variable_manager._inventory
         entities = [*host.get_groups(), host]
-        if name in get_vars_from_inventory_sources(loader, inventory._sources, entities, "inventory"):
+        if name in get_vars_from_inventory_sources(loader, inventory._sources, entities, "task"):
             return "host_vars/group_vars files beside the inventory"
     except Exception:  # noqa: BLE001
         pass

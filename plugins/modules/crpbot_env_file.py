@@ -8,15 +8,22 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: crpbot_env_file
-short_description: Manage keys in crpbot's C(.env) without losing what a person added by hand
+short_description: Manage keys in crpbot's C(.env) without losing what a person added by hand, never live on QC
 description:
   - >-
-    Sets the keys given in O(values) and O(secrets) in a python-dotenv C(.env) file and leaves
-    every other line (hand-added keys, comments, blank lines) exactly where and as it was.
+    Sets C(RUNTIME_MODE) and the keys given in O(values) and O(secrets) in a python-dotenv C(.env) file and
+    leaves every other line (hand-added keys, comments, blank lines) exactly where and as it was.
   - >-
     The file is read the way the bot reads it, with python-dotenv's rules (pydantic-settings calls
     C(dotenv_values) with interpolation on). The module itself needs only the Python standard library
     on the target.
+  - >-
+    B(RUNTIME_MODE.) Every binding the app could read as its mode (any letter case, with C(export),
+    duplicated, bare) is set to one value: the action plugin of the same name decides it on the controller
+    from the inventory's groups (O(runtime_mode=auto)), and the module, on the host, refuses C(live) for a
+    user that is not root, for O(host_role=qc) and without O(live_approved), whatever it is given. No
+    setting may name C(RUNTIME_MODE) (O(values), O(secrets)); a binding whose value was corrected is
+    returned in RV(mode_corrected_from) and the action warns naming the host.
   - >-
     B(Keys.) A key must match C(^[A-Za-z_][A-Za-z0-9_]*$). Keys are matched case-insensitively, as
     pydantic-settings reads them by default, so a hand-written C(runtime_mode=live) is an occurrence
@@ -24,15 +31,20 @@ description:
   - >-
     B(Where keys go.) A managed key already in the file keeps its position and every occurrence of it
     is updated, so the file has one meaning; its C(export) prefix, key spelling and inline comment are
-    kept. Absent keys are appended at the end, in the order given, after one comment line
-    C(# Managed by crpbot-ansible), which is added only if the file does not have it yet.
+    kept. Absent keys are appended at the end, in the order given, after the marker line
+    C(# Managed by crpbot-ansible: KEY ...), which records the names of every key the module manages.
+  - >-
+    B(Keys no longer managed.) With O(prune=true), a key the marker records that this call no longer
+    gives (a secret removed from the vault, a setting removed from the variables) is removed, every
+    binding of it, and named in RV(removed_keys). A key a person added by hand is never in the record and
+    is never removed. O(prune=false) (a write of a few keys, such as a rotation's C(DB_URL)) keeps them.
   - >-
     B(When the file counts as changed.) Values are compared decoded, so a hand-written C(KEY="x")
     equal to the managed value C(x) is unchanged and left as the person wrote it. The content changes
     when a managed key is absent or one of its occurrences decodes to another value (a bare C(KEY)
-    line without C(=) counts as different), or when the file does not exist yet. The result is also
-    changed when the file's mode, or its owner or group (when O(owner) or O(group) is given), differ;
-    those are fixed in place even if the content is unchanged.
+    line without C(=) counts as different), when a key is removed, when the record changes, or when the
+    file does not exist yet. The result is also changed when the file's mode, owner or group (when given)
+    differ, or when backups beyond O(backup_keep) are removed.
   - >-
     B(Quoting rules.) A value made only of C(A-Z a-z 0-9 _ @ % + , . / : = -) is written unquoted; the
     empty string as C(''); any other value in single quotes, with C(\) and C(') escaped as C(\\)
@@ -45,20 +57,13 @@ description:
     and double-quoted values alike and has no escape for it, so a value containing such a reference
     cannot be written so that the bot reads it back, and the module fails naming the key. C($NAME)
     without braces, or a lone C(${), is not expanded and is written as it is. A NUL character or text
-    that is not valid Unicode is refused too. A value is never altered silently.
-  - >-
-    B(Writing.) When the content changes, the new file is written atomically, a temporary file in the
-    same directory (created C(0600)), fsync, chown, chmod, rename over O(path). The parent directory
-    is not managed; the module fails if it does not exist.
-  - >-
-    B(Backups.) When the content changes, O(backup=true) and a previous file existed, the previous
-    file is kept as C(<path>.<YYYYmmddTHHMMSS>.bak) (host local time; C(<path>.<YYYYmmddTHHMMSS>-<n>.bak)
-    if that name is taken), mode C(0600), with the previous file's owner and group.
+    that is not valid Unicode is refused too. A value is never altered silently. The action plugin
+    checks all of this on the controller first, so a bad value stops the run before the host is touched.
   - >-
     B(Secrets.) No value of O(secrets), and no value of a key the module does not manage, ever appears
     in the result, a warning, an error message or the diff; errors name keys only. In the diff those
     values, comment text (whole-line and inline) and lines python-dotenv cannot parse are shown as
-    C(********); only the values of O(values) and the C(# Managed by crpbot-ansible) marker are shown.
+    C(********); only the values of O(values), C(RUNTIME_MODE) and the marker line (key names) are shown.
 version_added: "0.1.0"
 author:
   - crpbot-ansible contributors
@@ -82,27 +87,46 @@ options:
       - Secret settings to set, C(KEY) to value. Treated as O(values), but masked everywhere.
     type: dict
     default: {}
-  owner:
+  prune:
     description:
-      - User name or numeric id that should own the file. When omitted, an existing file keeps its
-        owner and a new file is owned by the user the module runs as.
-    type: str
-  group:
-    description:
-      - Group name or numeric id of the file. When omitted, an existing file keeps its group.
-    type: str
-  mode:
-    description:
-      - Permissions of the file, as an octal string such as V("0600") (quote it in YAML) or an integer
-        (a YAML C(0600) without quotes arrives as the integer 384 and means the same).
-      - Symbolic modes are not supported.
-    type: raw
-    default: "0600"
-  backup:
-    description:
-      - Keep the previous file as C(<path>.<YYYYmmddTHHMMSS>.bak) (mode C(0600)) when the content changes.
+      - Remove the keys the marker line records as managed that this call no longer gives (see above).
     type: bool
     default: true
+  runtime_mode:
+    description:
+      - V(auto) (the action plugin only, its default) writes C(live) on a builder the inventory approves
+        (group C(live_approved)), run as root, whose run carries O(live_confirmation); C(dryrun) everywhere
+        else. An approved host without the confirmation is refused and nothing is written.
+      - V(dryrun) writes C(dryrun). V(live) is V(auto) that must come out C(live), else it is refused.
+      - V(preserve) keeps an existing C(live) only where live is allowed (never introduces it) and writes
+        C(dryrun) everywhere else; for writes of other keys, such as a rotation's staged C(DB_URL).
+      - The module itself takes V(dryrun), V(live) or V(preserve) (default V(dryrun)).
+    type: str
+    choices: [auto, dryrun, live, preserve]
+  live_confirmation:
+    description:
+      - Action plugin only. The run's confirmation for live trading; only the exact text C(CONFIRM) confirms.
+    type: str
+    default: ""
+  validate_only:
+    description:
+      - Action plugin only. Check everything on the controller (the inventory's authority, the mode and its
+        confirmation, every key and value, the C(DB_URL) fields) and stop without contacting the host.
+        Playbooks run this once per host before changing anything.
+    type: bool
+    default: false
+  host_role:
+    description:
+      - The host's role. Set by the action plugin from the inventory's groups; a task that gives it is refused.
+      - Required by the module when it is run without the action plugin.
+    type: str
+    choices: [qc, builder]
+  live_approved:
+    description:
+      - Whether the inventory approves live for the host (group C(live_approved)). Set by the action plugin
+        from the inventory's groups; a task that gives it is refused.
+    type: bool
+    default: false
   db_url:
     description:
       - Build C(DB_URL) on the host and manage it as a secret (masked like O(secrets)).
@@ -110,7 +134,7 @@ options:
         database percent-encoded exactly as SQLAlchemy's C(make_url) decodes them (every reserved
         character and the space as C(%XX); C(quote_plus) would be wrong), and C(?sslmode=...) when
         O(db_url.sslmode) is not empty.
-      - C(sqlite) gives C(sqlite:///<project_dir>/tradingai.db).
+      - C(sqlite) gives C(sqlite:///<project_dir>/tradingai.db); refused on a builder, which always uses RDS.
       - C(DB_URL) may then not be given in O(values) or O(secrets) too. Errors name the field, never
         its value.
     type: dict
@@ -148,18 +172,28 @@ notes:
   - The file is written as UTF-8; an existing file that is not valid UTF-8 is refused.
   - An existing file whose lines python-dotenv cannot parse is kept as it is, unless an unterminated
     quote in it would swallow the lines the module writes; then the module fails naming the line.
+  - The money-safety rules are C(plugins/module_utils/crpbot_policy.py), shared with the inventory plugin and
+    the C(crpbot_policy) action.
 seealso:
   - name: python-dotenv file format
     description: The syntax the bot's C(.env) reader accepts.
     link: https://github.com/theskumar/python-dotenv#file-format
+  - module: crpbot_policy
+extends_documentation_fragment:
+  - crpbot_files
 """
 
 EXAMPLES = r"""
-- name: Point the app at the PostgreSQL on RDS (DB_URL is built on the host and masked)
+- name: Write the .env of the host (RUNTIME_MODE from the inventory, DB_URL built on the host and masked)
   crpbot_env_file:
     path: /root/crpbot/.env
+    owner: root
+    live_confirmation: "{{ crpbot_env_live_confirm }}"
     values:
-      RUNTIME_MODE: dryrun
+      CRPBOT_HOST_ROLE: builder
+      AWS_REGION: us-east-1
+    secrets:
+      TELEGRAM_BOT_TOKEN: "{{ vault_telegram_bot_token }}"
     db_url:
       backend: rds
       host: crpbot-rds-postgres-db.cyjcoys82evx.us-east-1.rds.amazonaws.com
@@ -168,35 +202,36 @@ EXAMPLES = r"""
       user: crpbot_admin
       password: "{{ vault_crpbot_db_password }}"
       sslmode: require
+  register: crpbot_env_result
   no_log: true
 
-- name: Write the QC host's .env
+- name: Say which keys changed, were added or removed (names only)
+  ansible.builtin.debug:
+    msg: >-
+      changed {{ crpbot_env_result.changed_keys }}, added {{ crpbot_env_result.added_keys }},
+      removed {{ crpbot_env_result.removed_keys }}
+
+- name: Check every host's .env input before changing anything
   crpbot_env_file:
     path: /home/numan/crpbot/.env
-    owner: numan
-    group: numan
-    values:
-      RUNTIME_MODE: dryrun
-      DB_BACKEND: rds
-      AWS_REGION: us-east-1
-    secrets:
-      DB_URL: "{{ crpbot_db_url }}"
-      COINBASE_API_KEY_NAME: "{{ vault_coinbase_api_key_name }}"
-      COINBASE_API_PRIVATE_KEY: "{{ vault_coinbase_api_private_key }}"
-  register: crpbot_env_result
-
-- name: Say so when a hand-set live mode was put back to dryrun
-  ansible.builtin.debug:
-    msg: "RUNTIME_MODE was live in {{ crpbot_env_result.path }}; it is dryrun now"
-  when: crpbot_env_result.previous_values.RUNTIME_MODE | default('') == 'live'
-
-- name: Write without keeping a backup, group-readable
-  crpbot_env_file:
-    path: /root/crpbot/.env
+    validate_only: true
     values:
       LOG_LEVEL: INFO
-    mode: "0640"
+
+- name: Stage a new DB_URL in a copy of the .env, keeping everything else (a rotation)
+  crpbot_env_file:
+    path: /root/crpbot/.env.pending
+    runtime_mode: preserve
+    prune: false
     backup: false
+    db_url:
+      backend: rds
+      host: db.example
+      port: 5432
+      database: crpbot
+      user: crpbot_admin
+      password: "{{ new_password }}"
+  no_log: true
 """
 
 RETURN = r"""
@@ -205,6 +240,17 @@ path:
   returned: always
   type: str
   sample: /home/numan/crpbot/.env
+runtime_mode:
+  description: The C(RUNTIME_MODE) every binding of the file holds afterwards (or, with O(validate_only), would).
+  returned: always
+  type: str
+  sample: dryrun
+mode_corrected_from:
+  description: The other values C(RUNTIME_MODE) bindings held before (for example a C(live) set by hand on QC).
+  returned: always
+  type: list
+  elements: str
+  sample: [live]
 changed_keys:
   description: Managed keys that were present with another value and were rewritten (names only).
   returned: always
@@ -217,6 +263,12 @@ added_keys:
   type: list
   elements: str
   sample: [COINBASE_API_KEY_NAME]
+removed_keys:
+  description: Keys the module managed before and no longer manages, removed (names only; O(prune=true)).
+  returned: always
+  type: list
+  elements: str
+  sample: [TELEGRAM_CHAT_ID]
 kept_keys:
   description: Keys in the file the module does not manage, kept as they were (names only).
   returned: always
@@ -225,9 +277,9 @@ kept_keys:
   sample: [MY_EXPERIMENT_FLAG]
 previous_values:
   description:
-    - For each key of O(values) whose value changed or that was added, its previous decoded value
-      (before interpolation; the last occurrence, as python-dotenv reads it), or null if it was absent
-      or had no value. Keys of O(secrets) never appear here.
+    - For each key of O(values) (and C(RUNTIME_MODE)) whose value changed or that was added, its previous
+      decoded value (before interpolation; the last occurrence, as python-dotenv reads it), or null if it
+      was absent or had no value. Keys of O(secrets) never appear here.
   returned: always
   type: dict
   sample: {RUNTIME_MODE: live, LOG_LEVEL: null}
@@ -236,6 +288,12 @@ backup_file:
   returned: when the content changed, O(backup) is true, a previous file existed and not in check mode
   type: str
   sample: /home/numan/crpbot/.env.20250101T120000.bak
+removed_backups:
+  description: The oldest backups removed (or, in check mode, to remove) so that O(backup_keep) remain.
+  returned: when there were more than O(backup_keep)
+  type: list
+  elements: str
+  sample: [/home/numan/crpbot/.env.20241201T090000.bak]
 """
 
 import os
@@ -243,9 +301,10 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.crpbot_env import (
     EnvFileError,
+    EnvRequestError,
     EnvValueError,
-    build_db_url,
-    check_key,
+    bindings,
+    check_request,
     effective_values,
     mask_for_diff,
     merge,
@@ -256,65 +315,31 @@ from ansible.module_utils.crpbot_files import (
     ModuleFailure,
     apply,
     parse_mode,
+    plan_changed,
     plan_write,
     read_existing,
     resolve_gid,
     resolve_uid,
 )
+from ansible.module_utils.crpbot_policy import MODE_KEY, PolicyError, decide_mode
 
 
-def settings(option, given):
-    """Validate one of the ``values``/``secrets`` dicts; messages never contain a value."""
-    result = {}
-    for key, value in (given or {}).items():
-        try:
-            check_key(key)
-        except EnvValueError as exc:
-            raise ModuleFailure(f"{option}: {exc}") from None
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ModuleFailure(f"{option}.{key} must be a string, got {type(value).__name__}; quote it in YAML")
-        result[key] = value if isinstance(value, str) else str(value)
-    return result
+def make_plan(params, euid=None):
+    """Everything the module would do, computed without writing anything.
 
-
-def managed_settings(values, secrets):
-    seen = {}
-    for option, given in (("values", values), ("secrets", secrets)):
-        for key in given:
-            if key.lower() in seen:
-                other_option, other_key = seen[key.lower()]
-                raise ModuleFailure(
-                    f"key {key} is given in {option} and as {other_key} in {other_option};"
-                    " give each key once (keys are case-insensitive for pydantic-settings)"
-                )
-            seen[key.lower()] = (option, key)
-    return {**values, **secrets}
-
-
-def db_url_secret(db):
-    """``{'DB_URL': url}`` built from the ``db_url`` option, or ``{}`` when it is not given."""
-    if not db:
-        return {}
-    fields = {key: db.get(key) for key in ("user", "password", "host", "port", "database", "sslmode", "project_dir")}
-    try:
-        return {"DB_URL": build_db_url(db["backend"], **fields)}
-    except ValueError as exc:  # names the parameter, never its value
-        raise ModuleFailure(f"db_url: {exc}") from None
-
-
-def make_plan(params):
-    """Everything the module would do, computed without writing anything."""
+    ``euid``: the user the module runs as (``os.geteuid()`` unless a test says otherwise); the
+    RUNTIME_MODE rule reads it, never a parameter.
+    """
     path = params["path"]
     if not os.path.isabs(path):
         raise ModuleFailure(f"path must be absolute, got {path}")
-    values = settings("values", params["values"])
-    secrets = settings("secrets", params["secrets"])
-    db_secret = db_url_secret(params.get("db_url"))
-    if db_secret and any(key.lower() == "db_url" for key in [*values, *secrets]):
-        raise ModuleFailure("DB_URL is given in values or secrets and through db_url; give it once")
-    secrets = {**secrets, **db_secret}
-    managed = managed_settings(values, secrets)
-    mode = parse_mode(params["mode"])
+    role = params["host_role"]
+    try:
+        values, secrets = check_request(params["values"], params["secrets"], params.get("db_url"), role)
+    except EnvRequestError as exc:
+        raise ModuleFailure(str(exc)) from None
+    managed = {**values, **secrets}
+    file_mode = parse_mode(params["mode"])
     uid = resolve_uid(params["owner"])
     gid = resolve_gid(params["group"])
 
@@ -327,8 +352,17 @@ def make_plan(params):
         except UnicodeDecodeError:
             raise ModuleFailure(f"{path} is not valid UTF-8 text (python-dotenv reads it as UTF-8)") from None
     old_lines = parse_env(old_text)
+    mode_bindings = [value for key, value in bindings(old_lines) if key.lower() == MODE_KEY.lower()]
     try:
-        new_lines, report = merge(old_lines, managed)
+        mode = decide_mode(params["runtime_mode"], role, params["live_approved"],
+                           os.geteuid() if euid is None else euid,
+                           effective_values(old_lines).get(MODE_KEY.lower()))
+    except PolicyError as exc:
+        raise ModuleFailure(f"{path}: {exc}") from None
+    values = {**values, MODE_KEY: mode}
+    managed = {MODE_KEY: mode, **managed}
+    try:
+        new_lines, report = merge(old_lines, managed, prune=params["prune"])
     except EnvValueError as exc:
         option = "secrets" if exc.key in secrets else "values"
         raise ModuleFailure(f"{option}.{exc}") from None
@@ -339,8 +373,12 @@ def make_plan(params):
     previous = effective_values(old_lines)
     touched = set(report["changed"]) | set(report["added"])
     return {
-        **plan_write(path, old_bytes, st, new_text.encode("utf-8"), mode, uid, gid),
+        **plan_write(path, old_bytes, st, new_text.encode("utf-8"), file_mode, uid, gid,
+                     backup=params["backup"], keep=params["backup_keep"]),
         "report": report,
+        "runtime_mode": mode,
+        "mode_corrected_from": sorted({"(no value)" if value is None else value
+                                       for value in mode_bindings if value != mode}),
         "previous_values": {key: previous.get(key.lower()) for key in values if key in touched},
         "diff": {
             "before_header": path,
@@ -361,6 +399,11 @@ def main():
             group=dict(type="str"),
             mode=dict(type="raw", default="0600"),
             backup=dict(type="bool", default=True),
+            backup_keep=dict(type="int", default=5),
+            prune=dict(type="bool", default=True),
+            host_role=dict(type="str", required=True, choices=["qc", "builder"]),
+            live_approved=dict(type="bool", default=False),
+            runtime_mode=dict(type="str", default="dryrun", choices=["dryrun", "live", "preserve"]),
             db_url=dict(
                 type="dict",
                 options=dict(
@@ -379,23 +422,30 @@ def main():
     )
     path = module.params["path"]
     try:
+        if module.params["backup_keep"] < 1:
+            raise ModuleFailure("backup_keep must be 1 or more (use backup: false to keep no backup)")
         plan = make_plan(module.params)
         backup_file = None
         if not module.check_mode:
-            backup_file = apply(plan, module.params["backup"])
+            backup_file = apply(plan)
     except ModuleFailure as exc:
         module.fail_json(msg=str(exc), path=path)
 
     result = dict(
-        changed=plan["content_changed"] or plan["attrs_changed"],
+        changed=plan_changed(plan),
         path=path,
         changed_keys=plan["report"]["changed"],
         added_keys=plan["report"]["added"],
         kept_keys=plan["report"]["kept"],
+        removed_keys=plan["report"]["removed"],
         previous_values=plan["previous_values"],
+        runtime_mode=plan["runtime_mode"],
+        mode_corrected_from=plan["mode_corrected_from"],
     )
     if backup_file is not None:
         result["backup_file"] = backup_file
+    if plan["stale_backups"]:
+        result["removed_backups"] = plan["stale_backups"]
     if module._diff:
         result["diff"] = plan["diff"]
     module.exit_json(**result)

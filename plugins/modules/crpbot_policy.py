@@ -15,10 +15,10 @@ description:
   - Runs on the controller only (an action plugin) and contacts no host. Every playbook of this project
     runs it as the first task of its first play (with C(any_errors_fatal)), so a refused run stops before
     any host is touched.
-  - B(The one authority.) Whether a host is QC or builder is the group the C(crpbot) inventory plugin put it
+  - "B(The one authority.) Whether a host is QC or builder is the group the C(crpbot) inventory plugin put it
     in (C(qc) or C(builder)); whether the inventory approves live trading for it is membership of the group
     C(live_approved) (a builder entry with C(runtime_mode: live)). These are read from Ansible's inventory
-    objects, which no variable can change.
+    objects, which no variable can change."
   - "B(What is refused), each naming the host, the variable, where Ansible says it came from (extra vars,
     set_fact, host_vars/group_vars files, an inventory source, play/role/task vars) and the fix:
     a host in both or neither of C(qc) and C(builder), or not defined by the C(crpbot) inventory plugin;

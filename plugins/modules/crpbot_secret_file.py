@@ -20,13 +20,8 @@ description:
     owner or group (when O(owner) or O(group) is given), differ; those are fixed in place even if the
     content is unchanged.
   - >-
-    B(Writing.) When the content changes, the new file is written atomically, a temporary file in the
-    same directory (created C(0600)), fsync, chown, chmod, rename over O(path). The parent directory
-    is not managed; the module fails if it does not exist.
-  - >-
-    B(Backups.) When the content changes, O(backup=true) and a previous file existed, the previous
-    file is kept as C(<path>.<YYYYmmddTHHMMSS>.bak) (host local time; C(<path>.<YYYYmmddTHHMMSS>-<n>.bak)
-    if that name is taken), mode C(0600), with the previous file's owner and group.
+    B(Writing and backups.) When the content changes, the new file is written atomically, and with
+    O(backup=true) the previous file is kept as a C(0600) backup; only the newest O(backup_keep) backups stay.
   - >-
     B(Secrets.) Neither O(content) nor the previous content, nor any hash or part of them, appears in the
     result, an error message or the diff. The diff shows only C((secret content, changed)) or
@@ -45,32 +40,14 @@ options:
       - The exact text of the file, written as UTF-8. Never logged.
     type: str
     required: true
-  owner:
-    description:
-      - User name or numeric id that should own the file. When omitted, an existing file keeps its
-        owner and a new file is owned by the user the module runs as.
-    type: str
-  group:
-    description:
-      - Group name or numeric id of the file. When omitted, an existing file keeps its group.
-    type: str
-  mode:
-    description:
-      - Permissions of the file, as an octal string such as V("0600") (quote it in YAML) or an integer.
-      - Symbolic modes are not supported.
-    type: raw
-    default: "0600"
-  backup:
-    description:
-      - Keep the previous file as C(<path>.<YYYYmmddTHHMMSS>.bak) (mode C(0600)) when the content changes.
-    type: bool
-    default: true
 notes:
   - Supports check mode with an honest prediction (nothing is written) and diff mode (content hidden).
     In check mode a missing parent directory is not an error (an earlier task would create it);
     the file is predicted as new.
 seealso:
   - module: crpbot_env_file
+extends_documentation_fragment:
+  - crpbot_files
 """
 
 EXAMPLES = r"""
@@ -110,6 +87,12 @@ backup_file:
   returned: when the content changed, O(backup) is true, a previous file existed and not in check mode
   type: str
   sample: /home/numan/crpbot/.db_password.20250101T120000.bak
+removed_backups:
+  description: The oldest backups removed (or, in check mode, to remove) so that O(backup_keep) remain.
+  returned: when there were more than O(backup_keep)
+  type: list
+  elements: str
+  sample: [/home/numan/crpbot/.db_password.20241201T090000.bak]
 """
 
 import os
@@ -120,6 +103,7 @@ from ansible.module_utils.crpbot_files import (
     ModuleFailure,
     apply,
     parse_mode,
+    plan_changed,
     plan_write,
     read_existing,
     resolve_gid,
@@ -158,7 +142,10 @@ def make_plan(params, check_mode=False):
         old_bytes, st = None, None
     else:
         old_bytes, st = read_existing(path)
-    plan = plan_write(path, old_bytes, st, new_bytes, mode, uid, gid)
+    if params["backup_keep"] < 1:
+        raise ModuleFailure("backup_keep must be 1 or more (use backup: false to keep no backup)")
+    plan = plan_write(path, old_bytes, st, new_bytes, mode, uid, gid,
+                      backup=params["backup"], keep=params["backup_keep"])
     new_uid = os.geteuid() if plan["uid"] is None else plan["uid"]
     new_gid = os.getegid() if plan["gid"] is None else plan["gid"]
     state = "changed" if plan["content_changed"] else "unchanged"
@@ -180,6 +167,7 @@ def main():
             group=dict(type="str"),
             mode=dict(type="raw", default="0600"),
             backup=dict(type="bool", default=True),
+            backup_keep=dict(type="int", default=5),
         ),
         supports_check_mode=True,
     )
@@ -188,18 +176,20 @@ def main():
         plan = make_plan(module.params, module.check_mode)
         backup_file = None
         if not module.check_mode:
-            backup_file = apply(plan, module.params["backup"])
+            backup_file = apply(plan)
     except ModuleFailure as exc:
         module.fail_json(msg=str(exc), path=path)
 
     result = dict(
-        changed=plan["content_changed"] or plan["attrs_changed"],
+        changed=plan_changed(plan),
         path=path,
         content_changed=plan["content_changed"],
         size=len(plan["new_bytes"]),
     )
     if backup_file is not None:
         result["backup_file"] = backup_file
+    if plan["stale_backups"]:
+        result["removed_backups"] = plan["stale_backups"]
     if module._diff:
         result["diff"] = plan["diff"]
     module.exit_json(**result)

@@ -22,7 +22,7 @@ description:
   - V(absent) removes C(<file>.pending) and C(<file>.prev) (the end of a rotation that went well,
     or of one rolled back before anything was promoted).
   - V(inspected) changes nothing and returns the leftovers (C(.pending) and C(.prev) files that exist).
-  - Works on names only. It never reads file content, and the result holds paths, never content.
+  - Works on names only, except with O(purge_backups_holding), and the result holds paths, never content.
 options:
   paths:
     description: The live files (absolute paths), such as C(/root/crpbot/.db_password).
@@ -34,6 +34,15 @@ options:
     type: str
     choices: [promoted, restored, absent, inspected]
     required: true
+  purge_backups_holding:
+    description:
+      - With O(state=absent) (a rotation that finished well), also remove every backup of the paths
+        (C(<file>.<YYYYmmddTHHMMSS>[-n].bak), as the project's writers name them) whose content holds one of
+        these secrets, as written or percent-encoded (as in a C(DB_URL)), that is, the credentials the
+        rotation replaced. Never logged.
+    type: list
+    elements: str
+    default: []
 author:
   - crpbot-ansible contributors
 """
@@ -53,6 +62,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+purged_backups:
+  description: The backups removed (or, in check mode, to remove) because they held a replaced secret.
+  returned: always
+  type: list
+  elements: str
+  sample: [/root/crpbot/.db_password.20250101T120000.bak]
 changed_paths:
   description: The live paths whose files were (or, in check mode, would be) moved or removed.
   returned: always
@@ -68,9 +83,10 @@ leftovers:
 """
 
 import os
+from urllib.parse import quote
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.crpbot_files import fsync_dir
+from ansible.module_utils.crpbot_files import fsync_dir, list_backups
 
 PENDING = ".pending"
 PREV = ".prev"
@@ -106,6 +122,22 @@ def apply(ops):
         fsync_dir(os.path.dirname(src))
 
 
+def backups_holding(paths, secrets):
+    """The backups of ``paths`` whose bytes hold one of ``secrets`` (as written or percent-encoded)."""
+    needles = {form.encode("utf-8") for secret in secrets if secret for form in (secret, quote(secret, safe=""))}
+    found = []
+    for path in paths:
+        for backup in list_backups(path):
+            try:
+                with open(backup, "rb") as handle:
+                    data = handle.read()
+            except OSError:
+                continue
+            if any(needle in data for needle in needles):
+                found.append(backup)
+    return found
+
+
 def leftovers(paths):
     return [p + suffix for p in paths for suffix in (PENDING, PREV) if os.path.lexists(p + suffix)]
 
@@ -115,6 +147,7 @@ def main():
         argument_spec=dict(
             paths=dict(type="list", elements="path", required=True),
             state=dict(type="str", required=True, choices=["promoted", "restored", "absent", "inspected"]),
+            purge_backups_holding=dict(type="list", elements="str", default=[], no_log=True),
         ),
         supports_check_mode=True,
     )
@@ -128,7 +161,16 @@ def main():
     except ValueError as exc:
         module.fail_json(msg=str(exc), changed_paths=[], leftovers=found)
     changed = [p for p in paths if plans[p]]
+    purged = backups_holding(paths, module.params["purge_backups_holding"]) if state == "absent" else []
     if not module.check_mode:
+        for backup in purged:
+            try:
+                os.unlink(backup)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                module.fail_json(msg=f"{backup}: {exc.strerror} (removing backups that hold a replaced secret)",
+                                 changed_paths=changed, leftovers=found, purged_backups=[])
         for path in changed:
             try:
                 apply(plans[path])
@@ -136,7 +178,7 @@ def main():
                 module.fail_json(msg=f"{path}: {exc.strerror} ({state} stopped here)",
                                  changed_paths=changed[:changed.index(path)], leftovers=leftovers(paths))
         found = found if state == "inspected" else leftovers(paths)
-    module.exit_json(changed=bool(changed), changed_paths=changed, leftovers=found)
+    module.exit_json(changed=bool(changed or purged), changed_paths=changed, leftovers=found, purged_backups=purged)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 import dotenv
 import pytest
 
-from tests.ansible_run import load_plugin, run_module_play
+from tests.ansible_run import crpbot_localhost, load_plugin, run_module_play
 from dotenv.parser import parse_stream
 from sqlalchemy.engine import make_url
 
@@ -279,9 +279,14 @@ def test_parse_env_random_texts_agree_with_dotenv():
 # --------------------------------------------------------------------------------------------
 
 
-def merged(text: str, managed: dict) -> tuple[str, dict]:
-    lines, report = env.merge(env.parse_env(text), managed)
+def merged(text: str, managed: dict, prune: bool = False) -> tuple[str, dict]:
+    lines, report = env.merge(env.parse_env(text), managed, prune=prune)
     return env.render(lines), report
+
+
+def marker(*keys: str) -> str:
+    """The marker line recording keys (sorted, as the writer writes it)."""
+    return "# Managed by crpbot-ansible" + (": " + " ".join(sorted(keys, key=str.upper)) if keys else "")
 
 
 def test_merge_keeps_hand_added_lines_in_place():
@@ -303,38 +308,64 @@ def test_merge_keeps_hand_added_lines_in_place():
         "# DB section\n"
         "DB_URL='new url'\n"
         "ANOTHER=1\n"
-        "# Managed by crpbot-ansible\n"
+        f"{marker('DB_URL', 'LOG_LEVEL', 'RUNTIME_MODE')}\n"
         "LOG_LEVEL=INFO\n"
     )
-    assert report == {"changed": ["RUNTIME_MODE", "DB_URL"], "added": ["LOG_LEVEL"], "kept": ["HAND_KEY", "ANOTHER"]}
+    assert report == {"changed": ["RUNTIME_MODE", "DB_URL"], "added": ["LOG_LEVEL"], "kept": ["HAND_KEY", "ANOTHER"],
+                      "removed": []}
 
 
 def test_merge_updates_every_occurrence_keeping_export_and_comment():
     after, report = merged("K=a\nX=1\nexport K='b' # note\nK=c\n", {"K": "new value", "L": "1", "M": "2"})
     assert after == (
-        "K='new value'\nX=1\nexport K='new value' # note\nK='new value'\n# Managed by crpbot-ansible\nL=1\nM=2\n"
+        f"K='new value'\nX=1\nexport K='new value' # note\nK='new value'\n{marker('K', 'L', 'M')}\nL=1\nM=2\n"
     )
-    assert report == {"changed": ["K"], "added": ["L", "M"], "kept": ["X"]}
+    assert report == {"changed": ["K"], "added": ["L", "M"], "kept": ["X"], "removed": []}
     assert read_back(after) == {"K": "new value", "X": "1", "L": "1", "M": "2"}
 
 
 def test_merge_leaves_equal_decoded_values_as_written():
-    text = "A=\"x\"\nexport B='y z'\nC=w # comment\n"
+    text = f"A=\"x\"\nexport B='y z'\nC=w # comment\n{marker('A', 'B', 'C')}\n"
     after, report = merged(text, {"A": "x", "B": "y z", "C": "w"})
     assert after == text
-    assert report == {"changed": [], "added": [], "kept": []}
+    assert report == {"changed": [], "added": [], "kept": [], "removed": []}
+
+
+def test_merge_records_the_keys_of_a_file_written_before_the_record_existed():
+    # A file from an earlier version: the marker without the record gets it, nothing else moves.
+    text = "A=1\n# Managed by crpbot-ansible\nB=2\n"
+    after, report = merged(text, {"B": "2"}, prune=True)
+    assert after == f"A=1\n{marker('B')}\nB=2\n"
+    assert report == {"changed": [], "added": [], "kept": ["A"], "removed": []}
 
 
 def test_merge_only_rewrites_differing_occurrences():
-    after, report = merged('A="x"\nA=y\n', {"A": "x"})
-    assert after == 'A="x"\nA=x\n'
+    after, report = merged(f'A="x"\nA=y\n{marker("A")}\n', {"A": "x"})
+    assert after == f'A="x"\nA=x\n{marker("A")}\n'
     assert report["changed"] == ["A"]
 
 
-def test_merge_matches_keys_case_insensitively_like_pydantic_settings():
-    after, report = merged("runtime_mode=live\nRUNTIME_MODE=dryrun\n", {"RUNTIME_MODE": "dryrun"})
-    assert after == "runtime_mode=dryrun\nRUNTIME_MODE=dryrun\n"
-    assert report == {"changed": ["RUNTIME_MODE"], "added": [], "kept": []}
+@pytest.mark.parametrize(
+    "before",
+    [
+        "runtime_mode=live\nRUNTIME_MODE=dryrun\n",
+        "RUNTIME_MODE=live\n",
+        "export RUNTIME_MODE=live\n",
+        "Runtime_Mode = 'live'  # set by hand\n",
+        "RUNTIME_MODE\n",
+        "RUNTIME_MODE=\n",
+        "  RUNTIME_MODE=\"live\"\nRUNTIME_MODE=live\nruntime_MODE=LIVE\n",
+        "'RUNTIME_MODE'=live\n",
+        "RUNTIME_MODE=live\r\nX=1\r\n",
+    ],
+)
+def test_merge_sets_every_binding_of_a_key_in_any_case(before):
+    after, report = merged(before, {"RUNTIME_MODE": "dryrun"})
+    assert report["changed"] == ["RUNTIME_MODE"]
+    modes = [value for key, value in env.bindings(env.parse_env(after)) if key.lower() == "runtime_mode"]
+    assert modes and set(modes) == {"dryrun"}
+    # as the bot reads it (pydantic-settings lower-cases keys; the last binding wins)
+    assert {k.lower(): v for k, v in read_back(after).items()}["runtime_mode"] == "dryrun"
 
 
 @pytest.mark.parametrize(
@@ -345,29 +376,37 @@ def test_merge_matches_keys_case_insensitively_like_pydantic_settings():
         ("K= # note\n", "K=v # note\n"),
         ("K=old # note\n", "K=v # note\n"),
         ("  K = 'old'\t# note\r\n", "  K =v\t# note\r\n"),
-        ("K=old", "K=v"),
+        ("K=old", "K=v\n"),
     ],
 )
 def test_merge_rewrites_a_line_in_place(before, after):
-    assert merged(before, {"K": "v"})[0] == after
+    eol = "\r\n" if "\r\n" in before else "\n"
+    assert merged(before, {"K": "v"})[0] == after + marker("K") + eol
 
 
-def test_merge_adds_the_managed_comment_once():
+def test_merge_adds_the_marker_once():
     first, _ = merged("A=1\n", {"B": "2"})
     second, report = merged(first, {"B": "2", "C": "3"})
-    assert second == "A=1\n# Managed by crpbot-ansible\nB=2\nC=3\n"
+    assert second == f"A=1\n{marker('B', 'C')}\nB=2\nC=3\n"
     assert second.count("# Managed by crpbot-ansible") == 1
-    assert report == {"changed": [], "added": ["C"], "kept": ["A"]}
+    assert report == {"changed": [], "added": ["C"], "kept": ["A"], "removed": []}
+
+
+def test_merge_keeps_one_marker_holding_every_recorded_key():
+    text = f"{marker('A')}\nA=1\n{marker('B')}\nB=2\n"
+    after, report = merged(text, {"A": "1"})
+    assert after == f"{marker('A', 'B')}\nA=1\nB=2\n"
+    assert report["removed"] == []
 
 
 @pytest.mark.parametrize(
     ("before", "after"),
     [
-        ("", "# Managed by crpbot-ansible\nB=2\n"),
-        ("A=1", "A=1\n# Managed by crpbot-ansible\nB=2\n"),
-        ("# last comment", "# last comment\n# Managed by crpbot-ansible\nB=2\n"),
-        ("A=1\r\n", "A=1\r\n# Managed by crpbot-ansible\r\nB=2\r\n"),
-        ("\ufeff", "\ufeff# Managed by crpbot-ansible\nB=2\n"),
+        ("", f"{marker('B')}\nB=2\n"),
+        ("A=1", f"A=1\n{marker('B')}\nB=2\n"),
+        ("# last comment", f"# last comment\n{marker('B')}\nB=2\n"),
+        ("A=1\r\n", f"A=1\r\n{marker('B')}\r\nB=2\r\n"),
+        ("\ufeff", f"\ufeff{marker('B')}\nB=2\n"),
     ],
 )
 def test_merge_appends_after_the_last_line(before, after):
@@ -376,11 +415,44 @@ def test_merge_appends_after_the_last_line(before, after):
 
 def test_merge_is_idempotent():
     managed = {k.upper(): v for k, v in ROUND_TRIP}
-    once, _ = merged("HAND=1\n", managed)
-    twice, report = merged(once, managed)
+    once, _ = merged("HAND=1\n", managed, prune=True)
+    twice, report = merged(once, managed, prune=True)
     assert twice == once
-    assert report == {"changed": [], "added": [], "kept": ["HAND"]}
+    assert report == {"changed": [], "added": [], "kept": ["HAND"], "removed": []}
     assert read_back(once) == {"HAND": "1", **managed}
+
+
+def test_merge_prune_removes_keys_it_no_longer_manages_and_never_a_hand_added_one():
+    first, _ = merged("HAND=mine\n", {"RUNTIME_MODE": "dryrun", "TOKEN": "Tq1-old-token", "CHAT": "42"}, prune=True)
+    # A person edits a managed key, adds one of their own, and duplicates a managed one in another case.
+    edited = first + "HAND_TWO=also mine\nexport token=Tq1-other\n"
+    after, report = merged(edited, {"RUNTIME_MODE": "dryrun", "CHAT": "42"}, prune=True)
+    assert after == f"HAND=mine\n{marker('CHAT', 'RUNTIME_MODE')}\nRUNTIME_MODE=dryrun\nCHAT=42\nHAND_TWO=also mine\n"
+    assert report == {"changed": [], "added": [], "kept": ["HAND", "HAND_TWO"], "removed": ["TOKEN"]}
+    assert "Tq1" not in after
+
+
+def test_merge_without_prune_keeps_recorded_keys_and_their_record():
+    first, _ = merged("", {"DB_URL": "old", "TOKEN": "t"}, prune=True)
+    after, report = merged(first, {"DB_URL": "new"}, prune=False)
+    assert after == f"{marker('DB_URL', 'TOKEN')}\nDB_URL=new\nTOKEN=t\n"
+    assert report["removed"] == [] and report["changed"] == ["DB_URL"]
+
+
+def test_merge_prune_with_nothing_recorded_removes_nothing():
+    after, report = merged("A=1\nB=2\n", {"A": "1"}, prune=True)
+    assert after == f"A=1\nB=2\n{marker('A')}\n"
+    assert report["removed"] == [] and report["kept"] == ["B"]
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["# Managed by crpbot-ansible: A B and my notes!", "# managed by crpbot-ansible: A", "#Managed by crpbot-ansible: A"],
+)
+def test_merge_treats_a_hand_edited_marker_as_a_comment(line):
+    after, report = merged(f"{line}\nA=1\n", {"B": "2"}, prune=True)
+    assert after == f"{line}\nA=1\n{marker('B')}\nB=2\n"
+    assert report["removed"] == [] and report["kept"] == ["A"]
 
 
 def test_merge_refuses_an_unterminated_quote_that_would_swallow_new_lines():
@@ -565,26 +637,49 @@ def test_module_refuses_bad_modes(module, given):
 
 
 @pytest.mark.parametrize("bad", [True, None, 1.5, ["Lx3-list-secret"], {"k": "Dx3-dict-secret"}])
-def test_module_refuses_non_string_settings_naming_the_key(module, bad):
-    with pytest.raises(module.ModuleFailure) as caught:
-        module.settings("secrets", {"API_TOKEN": bad})
+def test_request_refuses_non_string_settings_naming_the_key(bad):
+    with pytest.raises(env.EnvRequestError) as caught:
+        env.check_settings("secrets", {"API_TOKEN": bad})
     assert str(caught.value).startswith("secrets.API_TOKEN must be a string, got ")
     assert "secret" not in str(caught.value).split("got ")[1]
 
 
-def test_module_converts_integers_and_checks_keys(module):
-    assert module.settings("values", {"DB_PORT": 5432}) == {"DB_PORT": "5432"}
-    with pytest.raises(module.ModuleFailure, match=r"^values: 'BAD-KEY': not a valid variable name"):
-        module.settings("values", {"BAD-KEY": "x"})
+def test_request_converts_integers_and_checks_keys():
+    assert env.check_settings("values", {"DB_PORT": 5432}) == {"DB_PORT": "5432"}
+    with pytest.raises(env.EnvRequestError, match=r"^values: 'BAD-KEY': not a valid variable name"):
+        env.check_settings("values", {"BAD-KEY": "x"})
 
 
-def test_module_refuses_a_key_in_values_and_secrets(module):
-    with pytest.raises(module.ModuleFailure, match="key Db_Url is given in secrets and as DB_URL in values"):
-        module.managed_settings({"DB_URL": "a"}, {"Db_Url": "Vx1-hidden"})
+def test_request_refuses_a_key_in_values_and_secrets():
+    with pytest.raises(env.EnvRequestError, match="key Db_Url is given in secrets and as DB_URL in values"):
+        env.combine_settings({"DB_URL": "a"}, {"Db_Url": "Vx1-hidden"})
+
+
+@pytest.mark.parametrize("option", ["values", "secrets"])
+@pytest.mark.parametrize("key", ["RUNTIME_MODE", "runtime_mode", "Runtime_Mode", "rUNTIME_mODE"])
+def test_request_refuses_runtime_mode_in_the_settings_in_any_case(option, key):
+    with pytest.raises(env.EnvRequestError) as caught:
+        env.check_request(**{"values": {}, "secrets": {}, option: {key: "live"}}, db_url=None, role="qc")
+    assert str(caught.value).startswith(f"{option}.{key}: RUNTIME_MODE is written only from runtime_mode")
+
+
+def test_request_checks_every_value_before_anything_is_written():
+    with pytest.raises(env.EnvRequestError) as caught:
+        env.check_request({}, {"GOOD": "x", "BAD": "Zq9-${HOME}"}, None, "qc")
+    assert str(caught.value).startswith("secrets.BAD: the value contains a ${...} reference")
+    assert "Zq9" not in str(caught.value)
+
+
+def test_request_refuses_sqlite_on_a_builder():
+    db = {"backend": "sqlite", "project_dir": "/root/crpbot", "sslmode": ""}
+    assert env.check_request({}, {}, db, "qc")[1] == {"DB_URL": "sqlite:////root/crpbot/tradingai.db"}
+    with pytest.raises(env.EnvRequestError, match="db_url.backend is refused on this builder host: a builder always"):
+        env.check_request({}, {}, db, "builder")
 
 
 def plan_params(path, **changes):
-    params = dict(path=str(path), values={"RUNTIME_MODE": "dryrun"}, secrets={}, owner=None, group=None, mode="0600")
+    params = dict(path=str(path), values={}, secrets={}, owner=None, group=None, mode="0600", backup=True,
+                  backup_keep=5, prune=True, host_role="qc", live_approved=False, runtime_mode="dryrun")
     params.update(changes)
     return params
 
@@ -615,10 +710,81 @@ def test_module_plan_predicts_without_writing(module, tmp_path):
     path.chmod(0o600)
     plan = module.make_plan(plan_params(path, secrets={"TOKEN": "Tx2-token"}))
     assert plan["content_changed"] and not plan["attrs_changed"]
-    assert plan["report"] == {"changed": ["RUNTIME_MODE"], "added": ["TOKEN"], "kept": ["HAND"]}
+    assert plan["report"] == {"changed": ["RUNTIME_MODE"], "added": ["TOKEN"], "kept": ["HAND"], "removed": []}
     assert plan["previous_values"] == {"RUNTIME_MODE": "live"}
+    assert (plan["runtime_mode"], plan["mode_corrected_from"]) == ("dryrun", ["live"])
     assert "Tx2-token" not in plan["diff"]["after"] and "Hx2-hand" not in plan["diff"]["after"]
     assert path.read_text() == "RUNTIME_MODE=live\nHAND=Hx2-hand\n"
+
+
+ROOT, NUMAN = 0, 1000
+# (id, host_role, live_approved, runtime_mode asked, euid, what the file had, mode written or None = refused).
+# The module decides on the host whatever it is given: live only for root on an approved builder.
+MODE_CASES = [
+    ("qc-live-as-root", "qc", True, "live", ROOT, "dryrun", None),
+    ("qc-live-as-user", "qc", True, "live", NUMAN, "dryrun", None),
+    ("qc-live-unapproved", "qc", False, "live", ROOT, "dryrun", None),
+    ("builder-live-as-user", "builder", True, "live", NUMAN, "dryrun", None),
+    ("builder-live-unapproved", "builder", False, "live", ROOT, "dryrun", None),
+    ("builder-live-approved-root", "builder", True, "live", ROOT, "dryrun", "live"),
+    ("qc-dryrun-over-hand-live", "qc", False, "dryrun", NUMAN, "live", "dryrun"),
+    ("qc-preserve-hand-live", "qc", True, "preserve", ROOT, "live", "dryrun"),
+    ("qc-preserve-hand-live-user", "qc", False, "preserve", NUMAN, "live", "dryrun"),
+    ("builder-preserve-unapproved", "builder", False, "preserve", ROOT, "live", "dryrun"),
+    ("builder-preserve-as-user", "builder", True, "preserve", NUMAN, "live", "dryrun"),
+    ("builder-preserve-approved", "builder", True, "preserve", ROOT, "live", "live"),
+    ("builder-preserve-never-introduces", "builder", True, "preserve", ROOT, "dryrun", "dryrun"),
+    ("builder-preserve-other-case", "builder", True, "preserve", ROOT, "LIVE", "dryrun"),
+    ("builder-dryrun-over-live", "builder", True, "dryrun", ROOT, "live", "dryrun"),
+]
+
+
+@pytest.mark.parametrize(("role", "approved", "asked", "euid", "had", "written"),
+                         [c[1:] for c in MODE_CASES], ids=[c[0] for c in MODE_CASES])
+def test_module_decides_the_mode_on_the_host_whatever_it_is_given(module, tmp_path, role, approved, asked, euid, had,
+                                                                   written):
+    path = tmp_path / ".env"
+    original = f"RUNTIME_MODE={had}\nexport runtime_mode={had}\nHAND=1\n"
+    path.write_text(original)
+    params = plan_params(path, host_role=role, live_approved=approved, runtime_mode=asked)
+    if written is None:
+        with pytest.raises(module.ModuleFailure, match="RUNTIME_MODE=live refused on this host"):
+            module.make_plan(params, euid=euid)
+        assert path.read_text() == original
+        return
+    plan = module.make_plan(params, euid=euid)
+    module.apply(plan)
+    values = [v for k, v in env.bindings(env.parse_env(path.read_text())) if k.lower() == "runtime_mode"]
+    assert values == [written, written]
+    assert plan["runtime_mode"] == written
+
+
+def test_module_plan_refuses_runtime_mode_among_the_settings(module, tmp_path):
+    with pytest.raises(module.ModuleFailure, match="values.Runtime_Mode: RUNTIME_MODE is written only"):
+        module.make_plan(plan_params(tmp_path / ".env", values={"Runtime_Mode": "live"}))
+
+
+def test_module_keeps_only_the_newest_backups(module, tmp_path):
+    path = tmp_path / ".env"
+    path.write_text("A=0\n")
+    # Backups of an earlier version, one with the -n suffix of a name taken in the same second.
+    old = ["20240101T000000", "20240101T000001", "20240101T000001-1", "20240102T000000", "20240103T000000",
+           "20240104T000000", "20240105T000000"]
+    for stamp in old:
+        (tmp_path / f".env.{stamp}.bak").write_text("A=old\n")
+    (tmp_path / ".env.notes.bak").write_text("mine\n")  # not one of ours: kept
+    for number in range(1, 4):
+        plan = module.make_plan(plan_params(path, values={"A": str(number)}, backup_keep=3))
+        module.apply(plan)
+    kept = sorted(p.name for p in tmp_path.glob(".env.*.bak"))
+    assert len([name for name in kept if name != ".env.notes.bak"]) == 3
+    assert ".env.notes.bak" in kept and not any("2024" in name for name in kept)
+    # A converge with nothing to write still trims backups beyond the bound, and says so.
+    for stamp in old[:2]:
+        (tmp_path / f".env.{stamp}.bak").write_text("A=old\n")
+    plan = module.make_plan(plan_params(path, values={"A": "3"}, backup_keep=3))
+    assert not plan["content_changed"] and module.plan_changed(plan)
+    assert [Path(p).name for p in plan["stale_backups"]] == [f".env.{stamp}.bak" for stamp in old[:2]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -643,7 +809,7 @@ ORIGINAL = (
 
 
 def play_tasks(tmp_path: Path, env_path: Path, db_url: str) -> list[dict]:
-    values = {"RUNTIME_MODE": "dryrun", "DB_BACKEND": "rds", "LOG_LEVEL": "INFO"}
+    values = {"DB_BACKEND": "rds", "LOG_LEVEL": "INFO"}
     secrets = {"DB_URL": db_url, "API_PRIVATE_KEY": PEM, "API_TOKEN": API_TOKEN}
     converge = {"path": str(env_path), "values": values, "secrets": secrets}
     return [
@@ -686,6 +852,28 @@ def play_tasks(tmp_path: Path, env_path: Path, db_url: str) -> list[dict]:
             "ignore_errors": True,
         },
         {
+            "name": "Converge a second file",
+            "crpbot_env_file": {**converge, "path": str(tmp_path / "second.env")},
+        },
+        {
+            "name": "Stop managing a secret",
+            "crpbot_env_file": {**converge, "path": str(tmp_path / "second.env"),
+                                "secrets": {k: v for k, v in secrets.items() if k != "API_TOKEN"}},
+            "register": "pruned",
+        },
+        {
+            "name": "Refuse a task that names the host's role itself",
+            "crpbot_env_file": {**converge, "host_role": "builder", "live_approved": True, "runtime_mode": "live"},
+            "register": "hostile",
+            "ignore_errors": True,
+        },
+        {
+            "name": "Refuse live on a QC host",
+            "crpbot_env_file": {**converge, "runtime_mode": "live", "live_confirmation": "CONFIRM"},
+            "register": "qc_live",
+            "ignore_errors": True,
+        },
+        {
             "name": "Refuse a key in values and secrets",
             "crpbot_env_file": {
                 "path": str(env_path),
@@ -716,6 +904,7 @@ def e2e(tmp_path_factory):
         play_tasks(tmp_path, env_path, db_url),
         name="Exercise crpbot_env_file",
         extra_args=("--diff", "-vvv"),
+        inventory=crpbot_localhost(role="qc"),
     )
     assert play.returncode == 0, play.output[-5000:]
     return {
@@ -740,7 +929,7 @@ def test_e2e_writes_the_expected_bytes(e2e):
         "# old key, parked\n"
         f"#OLD_PASSWORD={PARKED_SECRET}\n"
         f"DB_URL={env.quote_value('DB_URL', db_url)}\n"
-        "# Managed by crpbot-ansible\n"
+        "# Managed by crpbot-ansible: API_PRIVATE_KEY API_TOKEN DB_BACKEND DB_URL LOG_LEVEL RUNTIME_MODE\n"
         "LOG_LEVEL=INFO\n"
         f"API_PRIVATE_KEY='{PEM}'\n"
         "API_TOKEN='Tk5-secret \\'quoted\\' \"token\" \\\\ #hash'\n"
@@ -771,6 +960,7 @@ def test_e2e_first_run_reports_names_backup_and_previous_values(e2e):
     assert first["added_keys"] == ["LOG_LEVEL", "API_PRIVATE_KEY", "API_TOKEN"]
     assert first["kept_keys"] == ["HAND_TOKEN"]
     assert first["previous_values"] == {"RUNTIME_MODE": "live", "LOG_LEVEL": None}
+    assert (first["runtime_mode"], first["mode_corrected_from"]) == ("dryrun", ["live"])
     backup = Path(first["backup_file"])
     assert backup.parent == e2e["workdir"]
     assert backup.name.startswith(".env.") and backup.name.endswith(".bak")
@@ -779,8 +969,10 @@ def test_e2e_first_run_reports_names_backup_and_previous_values(e2e):
     assert stat.S_IMODE(st.st_mode) == 0o600
     if e2e["owner"]:
         assert (st.st_uid, st.st_gid) == e2e["owner"]
-    # exactly one backup, and no temporary file left behind
-    assert sorted(p.name for p in e2e["workdir"].iterdir()) == sorted([".env", backup.name])
+    # no temporary file left behind, and every backup is a 0600 one of ours
+    names = sorted(p.name for p in e2e["workdir"].iterdir())
+    assert ".env" in names and backup.name in names
+    assert all(name == ".env" or (name.startswith(".env.") and name.endswith(".bak")) for name in names), names
 
 
 def test_e2e_second_run_and_mode_fix(e2e):
@@ -806,14 +998,15 @@ def test_e2e_check_mode_predicts_and_writes_nothing(e2e):
     assert e2e["results"]["after_check"]["stat"]["checksum"] == hashlib.sha1(ORIGINAL.encode()).hexdigest()
     assert e2e["results"]["after_check"]["stat"]["mode"] == "0644"
     predicted_new = e2e["results"]["predicted_new"]
-    assert predicted_new["changed"] is True and predicted_new["added_keys"] == ["API_TOKEN"]
+    assert predicted_new["changed"] is True and predicted_new["added_keys"] == ["RUNTIME_MODE", "API_TOKEN"]
     assert not (e2e["tmp_path"] / "new.env").exists()
 
 
 def test_e2e_failures_name_keys_and_paths_only(e2e):
     refused = e2e["results"]["refused"]
     assert refused["failed"] is True
-    assert refused["msg"].startswith("secrets.BAD_SECRET: the value contains a ${...} reference")
+    assert refused["msg"].startswith("REFUSED, nothing was written: host localhost: secrets.BAD_SECRET: the value "
+                                     "contains a ${...} reference")
     assert "Zr8" not in json.dumps(refused)
     no_parent = e2e["results"]["no_parent"]
     assert no_parent["failed"] is True
@@ -821,6 +1014,24 @@ def test_e2e_failures_name_keys_and_paths_only(e2e):
     duplicate = e2e["results"]["duplicate"]
     assert duplicate["failed"] is True
     assert "api_token" in duplicate["msg"] and "API_TOKEN" in duplicate["msg"]
+    hostile = e2e["results"]["hostile"]
+    assert hostile["failed"] is True and "host_role, live_approved is set from the inventory's groups" in hostile["msg"]
+    qc_live = e2e["results"]["qc_live"]
+    assert qc_live["failed"] is True
+    assert "runtime_mode: live refused: the inventory does not approve live" in qc_live["msg"]
+
+
+def test_e2e_a_secret_no_longer_managed_is_removed_and_the_rest_stays(e2e):
+    pruned = e2e["results"]["pruned"]
+    assert pruned["changed"] is True and pruned["removed_keys"] == ["API_TOKEN"]
+    text = (e2e["tmp_path"] / "second.env").read_text()
+    assert "API_TOKEN" not in text and "LOG_LEVEL=INFO" in text and "API_PRIVATE_KEY=" in text
+    assert "# Managed by crpbot-ansible: API_PRIVATE_KEY DB_BACKEND DB_URL LOG_LEVEL RUNTIME_MODE\n" in text
+
+
+def test_e2e_warns_naming_the_host_when_it_corrects_a_hand_set_live(e2e):
+    assert "host localhost had RUNTIME_MODE=live in " in e2e["output"]
+    assert "it is now dryrun. A QC host never trades." in e2e["output"]
 
 
 def test_e2e_diff_shows_values_and_masks_everything_else(e2e):
@@ -855,12 +1066,12 @@ def test_e2e_output_never_contains_a_secret(e2e):
 DB_PASSWORD = "Sbx p@ss:w/rd#?&%+=! 'q\"é"
 
 
-def test_db_url_option_builds_a_url_sqlalchemy_reads_back(module):
+def test_db_url_option_builds_a_url_sqlalchemy_reads_back():
     from sqlalchemy.engine import make_url
 
-    built = module.db_url_secret(
+    built = env.db_url_setting(
         {"backend": "rds", "user": "crpbot admin", "password": DB_PASSWORD, "host": "127.0.0.1", "port": 5432,
-         "database": "crpbot", "sslmode": "require", "project_dir": None}
+         "database": "crpbot", "sslmode": "require", "project_dir": None}, "builder"
     )
     url = make_url(built["DB_URL"])
     assert (url.drivername, url.username, url.password, url.host, url.port, url.database) == (
@@ -868,23 +1079,22 @@ def test_db_url_option_builds_a_url_sqlalchemy_reads_back(module):
     assert url.query == {"sslmode": "require"}
 
 
-def test_db_url_option_sqlite_and_absent(module):
-    assert module.db_url_secret(None) == {}
-    built = module.db_url_secret({"backend": "sqlite", "project_dir": "/home/numan/crpbot", "sslmode": ""})
+def test_db_url_option_sqlite_and_absent():
+    assert env.db_url_setting(None, "qc") == {}
+    built = env.db_url_setting({"backend": "sqlite", "project_dir": "/home/numan/crpbot", "sslmode": ""}, "qc")
     assert built == {"DB_URL": "sqlite:////home/numan/crpbot/tradingai.db"}
 
 
-def test_db_url_option_errors_name_the_field_not_the_password(module):
-    with pytest.raises(module.ModuleFailure) as caught:
-        module.db_url_secret({"backend": "rds", "user": "u", "password": DB_PASSWORD, "host": "", "port": 5432,
-                              "database": "crpbot", "sslmode": "", "project_dir": None})
+def test_db_url_option_errors_name_the_field_not_the_password():
+    with pytest.raises(env.EnvRequestError) as caught:
+        env.db_url_setting({"backend": "rds", "user": "u", "password": DB_PASSWORD, "host": "", "port": 5432,
+                            "database": "crpbot", "sslmode": "", "project_dir": None}, "qc")
     assert str(caught.value).startswith("db_url: ") and "host" in str(caught.value)
     assert DB_PASSWORD not in str(caught.value)
 
 
 def test_db_url_option_refuses_a_second_db_url(module, tmp_path):
-    params = {"path": str(tmp_path / ".env"), "values": {}, "secrets": {"db_url": "x"}, "mode": "0600",
-              "owner": None, "group": None,
-              "db_url": {"backend": "sqlite", "project_dir": str(tmp_path), "sslmode": ""}}
+    params = plan_params(tmp_path / ".env", secrets={"db_url": "x"},
+                         db_url={"backend": "sqlite", "project_dir": str(tmp_path), "sslmode": ""})
     with pytest.raises(module.ModuleFailure, match="DB_URL is given"):
         module.make_plan(params)

@@ -14,7 +14,7 @@ MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("crpbot_*.p
 @pytest.mark.parametrize(
     ("kind", "name"),
     [("module", m) for m in MODULES]
-    + [("inventory", "crpbot"), ("callback", "crpbot_connection_log")],
+    + [("inventory", "crpbot"), ("callback", "crpbot_connection_log"), ("vars", "crpbot_group_vars")],
 )
 def test_ansible_doc_renders(tmp_path, kind, name):
     done = subprocess.run(  # noqa: S603

@@ -384,14 +384,14 @@ def test_module_end_to_end(moto_endpoint, tmp_path):
     [{"kind": "data", "direction": "pull", "local": "x", "prefix": "secrets"}],
 ])
 def test_qc_host_given_a_push_or_other_prefix_fails_before_any_request(tmp_path, syncs):
-    inventory = {"all": {"children": {"crpbot": {"children": {"qc": {"hosts": {"qc-local": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-        "crpbot_project_dir": str(tmp_path), "crpbot_bucket": "crpbot-test", "crpbot_region": "us-east-1",
-        # Nothing listens here: a request would fail with another message.
-        "crpbot_s3_endpoint_url": "http://127.0.0.1:9"}}}}}}}}
-    (tmp_path / "hosts.yml").write_text(json.dumps(inventory))
+    inventory = {"plugin": "crpbot", "bucket": "crpbot-test", "region": "us-east-1",
+                 "hosts": [{"name": "qc-local", "user": "root", "connection": "local", "db_backend": "sqlite",
+                            "project_dir": str(tmp_path)}],
+                 # Nothing listens here: a request would fail with another message.
+                 "vars": {"ansible_python_interpreter": sys.executable, "crpbot_s3_endpoint_url": "http://127.0.0.1:9"}}
+    (tmp_path / "local.crpbot.yml").write_text(json.dumps(inventory))
     proc = subprocess.run(
-        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), "playbooks/sync_s3.yml",
+        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(tmp_path / "local.crpbot.yml"), "playbooks/sync_s3.yml",
          "-e", json.dumps({"crpbot_s3_qc_syncs": syncs})],
         cwd=REPO, capture_output=True, text=True, check=False, timeout=300)
     assert proc.returncode != 0

@@ -29,7 +29,7 @@ def module():
 
 
 def params(path, **changes):
-    result = dict(path=str(path), content=SECRET, owner=None, group=None, mode="0600", backup=True)
+    result = dict(path=str(path), content=SECRET, owner=None, group=None, mode="0600", backup=True, backup_keep=5)
     result.update(changes)
     return result
 
@@ -140,6 +140,13 @@ def play_tasks(tmp_path: Path, path: Path) -> list[dict]:
             "register": "no_backup",
         },
         {
+            "name": "Write seven versions, keeping two backups",
+            "crpbot_secret_file": {"path": str(tmp_path / "bounded" / "pw"), "content": "{{ item }}", "backup_keep": 2},
+            "loop": [f"version-{n}" for n in range(7)],
+            "loop_control": {"label": "a version"},
+            "register": "bounded",
+        },
+        {
             "name": "Refuse a missing parent directory",
             "crpbot_secret_file": {"path": str(tmp_path / "missing" / "pw"), "content": SECRET},
             "register": "no_parent",
@@ -153,6 +160,7 @@ def e2e(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("e2e")
     workdir = tmp_path / "home"
     workdir.mkdir()
+    (tmp_path / "bounded").mkdir()
     path = workdir / "pw"
     play = run_module_play(
         tmp_path, play_tasks(tmp_path, path), name="Exercise crpbot_secret_file", extra_args=("--diff", "-vvv")
@@ -185,6 +193,17 @@ def test_e2e_backup_is_0600_and_holds_the_previous_content(e2e):
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
     assert "backup_file" not in e2e["results"]["no_backup"]
     assert sorted(p.name for p in e2e["workdir"].iterdir()) == sorted(["pw", backup.name])  # no temp files left
+
+
+def test_e2e_keeps_only_the_newest_backups(e2e, tmp_path_factory):
+    results = e2e["results"]["bounded"]["results"]
+    bounded = Path(results[0]["path"]).parent
+    backups = sorted(p for p in bounded.iterdir() if p.name.startswith("pw.") and p.name.endswith(".bak"))
+    assert len(backups) == 2
+    assert {p.read_text() for p in backups} == {"version-4", "version-5"}  # the two before the last
+    assert (bounded / "pw").read_text() == "version-6"
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in backups)
+    assert [bool(r.get("removed_backups")) for r in results] == [False, False, False, True, True, True, True]
 
 
 def test_e2e_failure_names_the_path(e2e):
