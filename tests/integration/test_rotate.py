@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from urllib.parse import quote
 
 import boto3
 import psycopg
@@ -150,11 +151,36 @@ def test_check_mode_prints_the_plan_and_changes_nothing(converged):
     assert db_login(converged, vault(converged)["vault_crpbot_db_password"])
 
 
+def backups_holding(sandbox, host: str, needle: str) -> list[str]:
+    return on_host(sandbox, host, f"cd {PROJECT[host]} && grep -lF -- '{needle}' .env.*.bak .db_password.*.bak "
+                                  "2>/dev/null || true").stdout.split()
+
+
 def test_db_password_rotation(converged):
     old = vault(converged)["vault_crpbot_db_password"]
+    encoded = quote(old, safe="")[:12]  # how DB_URL holds it
+    # Backups that hold the old password (a converge after hand edits), one that does not, and a QC
+    # .env a person set to live by hand: the rotation must not write that into its staged .env.
+    for host in HOSTS:
+        on_host(converged, host, f"cd {PROJECT[host]} && printf x >> .db_password && "
+                                 "sed -i 's/^TELEGRAM_CHAT_ID=.*/TELEGRAM_CHAT_ID=by-hand/' .env && "
+                                 "echo A=1 > .env.20240101T000000.bak && chmod 600 .env.20240101T000000.bak")
+    proc = run(["ansible-playbook", "-i", str(converged["inventory"]), "playbooks/converge.yml"])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    for host in HOSTS:
+        assert backups_holding(converged, host, old[:12]) and backups_holding(converged, host, encoded)
+    on_host(converged, "sandbox-qc", f"cd {PROJECT['sandbox-qc']} && sed -i 's/^RUNTIME_MODE=.*/RUNTIME_MODE=live/' .env"
+                                     " && echo 'export runtime_mode=live' >> .env")
     code, out = rotate(converged, "db_password")
     assert code == 0, out[-4000:]
     assert "ROTATION db_password: DONE" in out
+    assert "host sandbox-qc had RUNTIME_MODE=live in /home/numan/crpbot/.env.pending; it is now dryrun" in out
+    modes = on_host(converged, "sandbox-qc", f"grep -i runtime_mode {PROJECT['sandbox-qc']}/.env").stdout.split()
+    assert modes == ["RUNTIME_MODE=dryrun", "export", "runtime_mode=dryrun"]
+    for host in HOSTS:  # no backup keeps the password the rotation replaced; the others stay
+        assert backups_holding(converged, host, old[:12]) == [] and backups_holding(converged, host, encoded) == []
+        assert on_host(converged, host, f"cat {PROJECT[host]}/.env.20240101T000000.bak").stdout == "A=1\n"
+    assert "backup(s) holding the replaced credential" in out
     new_vault = vault(converged)
     new = new_vault["vault_crpbot_db_password"]
     assert new != old and len(new) == 40 and new.isalnum()

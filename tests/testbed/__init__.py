@@ -303,14 +303,21 @@ def start_postgres(state: dict[str, Any], password: str) -> None:
     )
     state["pg"]["running"] = True
     save_state(state)
-    # The password goes in on stdin, never on a command line.
+    psql(state, f"CREATE ROLE {DB_USER} LOGIN;\nCREATE DATABASE {DB_NAME} OWNER {DB_USER};\n")
+    set_db_password(state, password)
+
+
+def psql(state: dict[str, Any], sql: str) -> None:
+    """Run SQL as the superuser of the test bed's PostgreSQL (on stdin: never on a command line)."""
+    pgdir = state["pg"]["dir"]
+    _run(["runuser", "-u", "postgres", "--", str(PG_BIN / "psql"), "-h", pgdir, "-p", str(state["pg"]["port"]),
+          "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-f", "-"], cwd=pgdir, input=sql)
+
+
+def set_db_password(state: dict[str, Any], password: str) -> None:
+    """Give the app's database role a password (the RDS stand-in's ALTER ROLE)."""
     quoted = password.replace("'", "''")
-    sql = (
-        f"CREATE ROLE {DB_USER} LOGIN PASSWORD '{quoted}';\n"
-        f"CREATE DATABASE {DB_NAME} OWNER {DB_USER};\n"
-    )
-    as_postgres(str(PG_BIN.parent / "bin" / "psql"), "-h", str(pgdir), "-p", str(port), "-U", "postgres",
-                "-v", "ON_ERROR_STOP=1", "-q", "-f", "-", input=sql)
+    psql(state, f"ALTER ROLE {DB_USER} PASSWORD '{quoted}';\n")
 
 
 def stop_postgres(pg: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -186,6 +187,32 @@ def test_staged_files_module_in_check_mode_moves_nothing(tmp_path, staged):
     res = run_module_play(tmp_path, [task])
     assert res.results["r"]["changed"] is True and staged.read_text() == "new"
     assert res.results["r"]["leftovers"] == [str(staged) + ".prev"]
+
+
+def test_a_finished_rotation_removes_the_backups_holding_the_replaced_secret(tmp_path):
+    old = "Rp1 old p@ss/word"
+    env, pw = tmp_path / ".env", tmp_path / ".db_password"
+    env.write_text("DB_URL=postgresql+psycopg://u:new@h/db\n")
+    pw.write_text("new")
+    backups = {
+        ".env.20250101T000000.bak": f"DB_URL=postgresql+psycopg://u:{quote(old, safe='')}@h/db\n",  # encoded
+        ".env.20250102T000000.bak": "DB_URL=postgresql+psycopg://u:other@h/db\n",
+        ".db_password.20250101T000000.bak": old,
+        ".db_password.20250101T000000-1.bak": old + "x",
+        ".db_password.notes.bak": old,  # not a backup the project wrote: never touched
+    }
+    for name, text in backups.items():
+        (tmp_path / name).write_text(text)
+    task = {"name": "Drop", "crpbot_staged_files": {"paths": [str(env), str(pw)], "state": "absent",
+                                                    "purge_backups_holding": [old]}, "register": "r"}
+    checked = run_module_play(tmp_path, [task], check=True, extra_args=("-vvv",))
+    assert checked.results["r"]["changed"] is True and len(checked.results["r"]["purged_backups"]) == 3
+    assert all((tmp_path / name).exists() for name in backups)
+    done = run_module_play(tmp_path, [task], extra_args=("-vvv",))
+    assert sorted(Path(p).name for p in done.results["r"]["purged_backups"]) == [
+        ".db_password.20250101T000000-1.bak", ".db_password.20250101T000000.bak", ".env.20250101T000000.bak"]
+    assert sorted(p.name for p in tmp_path.glob(".*.bak")) == [".db_password.notes.bak", ".env.20250102T000000.bak"]
+    assert old not in done.output and quote(old, safe="") not in done.output
 
 
 def test_rotate_service_refuses_an_action_of_the_other_service(tmp_path):

@@ -6,6 +6,7 @@ import io
 
 import pytest
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 from sqlalchemy.engine import make_url
 
 from tests import testbed
@@ -35,6 +36,12 @@ def test_env_file_is_private_to_the_host_user(env_file, hostvars):
     assert env_file.mode == 0o600
 
 
+def test_every_binding_the_app_could_read_as_the_mode_is_dryrun(env_file):
+    modes = [b.value for b in parse_stream(io.StringIO(env_file.content_string))
+             if b.key and b.key.lower() == "runtime_mode"]
+    assert modes and set(modes) == {"dryrun"}
+
+
 def test_managed_values(env, hostvars):
     assert env["RUNTIME_MODE"] == "dryrun"
     assert env["CRPBOT_HOST_ROLE"] == hostvars["crpbot_role"]
@@ -60,6 +67,8 @@ def test_hand_added_keys_stay_where_they_were(host, env, env_file, hostvars):
     assert lines[1] == 'MY_NOTE="keep me, # not a comment"'
     assert lines[2] == "RUNTIME_MODE=dryrun"  # put back from live, in place
     assert lines[3] == "export EDITOR_THEME=dark"
+    assert lines[4] == "export runtime_mode=dryrun"  # the same key for the app (pydantic-settings ignores case)
+    assert lines[5].startswith("# Managed by crpbot-ansible: ")  # the record of the managed keys
     assert env["MY_NOTE"] == "keep me, # not a comment"
     backups = host.run(f"stat -c '%a %U' {hostvars['crpbot_project_dir']}/.env.*.bak").stdout.split("\n")
     assert backups[0] == f"600 {hostvars['crpbot_user']}"
