@@ -235,8 +235,15 @@ def current_host():
     return getattr(current, "_host", None)
 
 
-def variable_source(name: str, host, variable_manager, loader) -> str:
-    """Where a variable of this run comes from, as far as Ansible can tell (for messages)."""
+_ANY = object()
+
+
+def variable_source(name: str, host, variable_manager, loader, value=_ANY) -> str:
+    """Where a variable of this run comes from, as far as Ansible can tell (for messages).
+
+    ``value``: the value the run sees; an inventory host variable with another value was overridden
+    by something of higher precedence (play, role, task or include vars).
+    """
     try:
         from ansible.utils.vars import load_extra_vars  # controller only
 
@@ -261,7 +268,7 @@ def variable_source(name: str, host, variable_manager, loader) -> str:
             return "host_vars/group_vars files beside the inventory"
     except Exception:  # noqa: BLE001
         pass
-    if name in getattr(host, "vars", {}):
+    if name in getattr(host, "vars", {}) and (value is _ANY or host.vars[name] == value):
         return "an inventory source"
     return "play, role, task or include vars"
 
@@ -285,6 +292,6 @@ def authority(task, loader, templar, task_vars):
     variables = {name: templar.template(task_vars[name]) for name in WATCHED if name in task_vars}
 
     def source_of(name):
-        return variable_source(name, host, variable_manager, loader)
+        return variable_source(name, host, variable_manager, loader, variables.get(name, _ANY))
 
     return host.name, groups, facts, problems(host.name, groups, facts, variables, source_of)

@@ -207,6 +207,16 @@ OWN_PLAYBOOK_ROLE_PARAMS = """
       crpbot_role: builder
 """
 
+OWN_PLAYBOOK_PLAY_VARS = """
+- name: A person's own playbook whose play vars give the host a role of their own
+  hosts: sandbox-qc
+  gather_facts: false
+  vars:
+    crpbot_role: builder
+  roles:
+    - role: crpbot_env
+"""
+
 OWN_PLAYBOOK_SET_FACT = """
 - name: A person's own playbook that sets facts before writing the .env
   hosts: sandbox-qc
@@ -268,7 +278,10 @@ REFUSED = [
      ["-i", "tmp:extra.ini"], ["host sandbox-qc is in qc and builder"]),
     ("policy-task-skipped", {}, ["--skip-tags", "always", "-e", "crpbot_role=builder"],
      ["REFUSED, nothing was written: host sandbox-qc: variable crpbot_role is 'builder'"]),
+    # A role parameter the role does not declare: its argument spec refuses it before any task runs.
     ("own-playbook-role-params", {"tmp:own.yml": OWN_PLAYBOOK_ROLE_PARAMS}, ["play:tmp:own.yml"],
+     ["crpbot_role. Supported parameters include"]),
+    ("own-playbook-play-vars", {"tmp:own.yml": OWN_PLAYBOOK_PLAY_VARS}, ["play:tmp:own.yml"],
      ["variable crpbot_role is 'builder' (from play, role, task or include vars)"]),
     ("own-playbook-set-fact", {"tmp:own.yml": OWN_PLAYBOOK_SET_FACT}, ["play:tmp:own.yml"],
      ["variable crpbot_role is 'builder' (from set_fact or register in this run)"]),

@@ -227,3 +227,15 @@ def test_only_stdlib_is_imported_at_module_level():
     top = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
     assert [getattr(node, "module", None) for node in top] == ["__future__"], "shipped to hosts: stdlib only"
     assert os.path.basename(policy.__file__) == "crpbot_policy.py"
+
+
+@pytest.mark.parametrize("name", ["crpbot_role", "crpbot_runtime_mode"])
+def test_action_names_play_or_task_vars_overriding_the_inventory_as_the_source(tmp_path, name):
+    # The inventory plugin sets these as host variables itself; a different value the run sees came from
+    # something of higher precedence, not from the inventory.
+    value = "builder" if name == "crpbot_role" else "live"
+    tasks = [{"name": "Check", "crpbot_policy": None, "vars": {name: value}, "register": "verdict",
+              "ignore_errors": True}]
+    play = run_module_play(tmp_path, tasks, inventory=crpbot_localhost(role="qc"))
+    assert f"variable {name} is '{value}' (from play, role, task or include vars)" in (
+        play.results["verdict"]["msg"]), play.output
