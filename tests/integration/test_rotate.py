@@ -175,7 +175,7 @@ def test_db_password_rotation(converged):
     assert code == 0, out[-4000:]
     assert "ROTATION db_password: DONE" in out
     assert "host sandbox-qc had RUNTIME_MODE=live in /home/numan/crpbot/.env.pending; it is now dryrun" in out
-    modes = on_host(converged, "sandbox-qc", f"grep -i runtime_mode {PROJECT['sandbox-qc']}/.env").stdout.split()
+    modes = on_host(converged, "sandbox-qc", f"grep -i '^[^#]*runtime_mode' {PROJECT['sandbox-qc']}/.env").stdout.split()
     assert modes == ["RUNTIME_MODE=dryrun", "export", "runtime_mode=dryrun"]
     for host in HOSTS:  # no backup keeps the password the rotation replaced; the others stay
         assert backups_holding(converged, host, old[:12]) == [] and backups_holding(converged, host, encoded) == []

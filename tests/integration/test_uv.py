@@ -11,7 +11,7 @@ from tests.conftest import run
 pytestmark = pytest.mark.testbed
 
 PREPARE = "molecule/shared/prepare.yml"
-CONVERGE = "molecule/crpbot_uv/converge.yml"
+CONVERGE = "molecule/shared/converge.yml"  # the role named by MOLECULE_SCENARIO_NAME, as molecule runs it
 LOCK_ERROR = "The lockfile at `uv.lock` needs to be updated, but `--locked` was provided."
 
 
@@ -20,7 +20,8 @@ def host_sh(state: dict, host: str, command: str, check: bool = True):
 
 
 def converge(sandbox: dict, *extra: str):
-    proc = run(["ansible-playbook", "-i", str(sandbox["inventory"]), CONVERGE, *extra], env=sandbox["env"])
+    proc = run(["ansible-playbook", "-i", str(sandbox["inventory"]), CONVERGE, *extra],
+               env={**sandbox["env"], "MOLECULE_SCENARIO_NAME": "crpbot_uv"})
     return proc, proc.stdout + proc.stderr
 
 
