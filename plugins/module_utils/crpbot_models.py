@@ -1,0 +1,264 @@
+# -*- coding: utf-8 -*-
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Model registry, promotion gates and approval records (stdlib only; host and controller).
+
+The bot registers every trained model in ``models/registry.json``::
+
+    {"models": [{"model_id": "lstm_BTC-USD_v3", "version": "v3", "model_type": "lstm",
+                 "symbol": "BTC-USD", "model_path": "models/lstm/BTC-USD/v3/model.pt",
+                 "file_hash": "<sha256 hex>", "metrics": {"win_rate": 0.71, "calibration_error": 0.03},
+                 "created_at": "2026-12-01T10:00:00Z", "promoted": false, "deployed_at": null}]}
+
+``model_path`` is relative to the project dir and lies under ``models/`` (never under the
+directories the promotion manages). A model version is immutable: every field but ``promoted`` and
+``deployed_at`` is fixed once the entry is published.
+
+Approvals live on the controller, in a JSON file of the project's inventory (``promotions.json``),
+appended to only by ``playbooks/promote_model.yml`` run against a QC host. Each record holds the
+model, the SHA-256 of every file, the metrics and gate results at approval, who approved and when, and
+is chained: ``record_sha256`` is the SHA-256 of the record's canonical JSON including the previous
+record's ``record_sha256`` (``previous_sha256``). An edited, removed or reordered record breaks the
+chain and every consumer refuses the file, naming the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+
+REGISTRY_PATH = "models/registry.json"
+PROMOTED_DIR = "models/promoted"
+# Where the previous promoted file of each slot is kept (for rollback without S3) and where files in
+# models/promoted/ that no approval names are moved to. Neither is synced with S3.
+STATE_DIR = "models/.crpbot-promotion"
+ASIDE_DIR = "models/unapproved"
+MANAGED_DIRS = (PROMOTED_DIR, STATE_DIR, ASIDE_DIR)
+
+REQUIRED = {
+    "model_id": str,
+    "version": str,
+    "model_type": str,
+    "symbol": str,
+    "model_path": str,
+    "file_hash": str,
+    "metrics": dict,
+    "created_at": str,
+}
+# Fields a published version may change: the promotion marks them.
+MUTABLE = ("promoted", "deployed_at")
+FORMAT = 1
+SHA_RE = re.compile(r"[0-9a-f]{64}")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+# The bot's promotion gates (apps/trainer/eval): metric, comparison, default threshold.
+DEFAULT_GATES = {"win_rate": (">=", 0.68), "calibration_error": ("<=", 0.05)}
+
+
+class ModelError(ValueError):
+    """A refusal; the message names the model, the file or the record, and the fix."""
+
+
+# --- the registry ----------------------------------------------------------------------------------
+
+
+def safe_model_path(path: str) -> str | None:
+    """Why ``path`` cannot be a model file's path, or None."""
+    parts = path.split("/")
+    if path.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        return "it must be a relative path without '.', '..' or empty components"
+    if parts[0] != "models" or len(parts) < 2:
+        return "it must lie under models/"
+    if path == REGISTRY_PATH:
+        return "it is the registry itself"
+    for managed in MANAGED_DIRS:
+        if path == managed or path.startswith(managed + "/"):
+            return f"{managed}/ is managed by the promotion, not a place for model versions"
+    return None
+
+
+def parse_registry(text: str | bytes, where: str = REGISTRY_PATH) -> list[dict]:
+    """The registry's entries, checked; ModelError naming the entry and field otherwise."""
+    fix = f"Fix: correct {where} on the builder (the trainer writes it) and push again"
+    try:
+        doc = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{where} does not parse as JSON ({exc}). {fix}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("models"), list):
+        raise ModelError(f'{where} must be a JSON object with a "models" list. {fix}')
+    seen = {}
+    for index, entry in enumerate(doc["models"]):
+        label = f"{where} entry {index}"
+        if not isinstance(entry, dict):
+            raise ModelError(f"{label} is not an object. {fix}")
+        if isinstance(entry.get("model_id"), str):
+            label = f"{where} entry {entry['model_id']!r}"
+        for field, kind in REQUIRED.items():
+            if not isinstance(entry.get(field), kind) or (kind is str and not entry[field]):
+                raise ModelError(f"{label}: field {field} must be a non-empty {kind.__name__}. {fix}")
+        if not NAME_RE.fullmatch(entry["model_type"]) or not NAME_RE.fullmatch(entry["symbol"]):
+            raise ModelError(f"{label}: model_type and symbol must be names (letters, digits, . _ -). {fix}")
+        if not SHA_RE.fullmatch(entry["file_hash"]):
+            raise ModelError(f"{label}: file_hash must be a lowercase SHA-256 hex digest. {fix}")
+        reason = safe_model_path(entry["model_path"])
+        if reason:
+            raise ModelError(f"{label}: model_path {entry['model_path']!r} is refused: {reason}. {fix}")
+        if entry["model_id"] in seen:
+            raise ModelError(f"{where}: model_id {entry['model_id']!r} is registered twice. {fix}")
+        seen[entry["model_id"]] = entry
+    return doc["models"]
+
+
+def registry_conflicts(published: list[dict], local: list[dict]) -> list[str]:
+    """How ``local`` (about to be pushed) would rewrite or drop published versions (``published``)."""
+    mine = {entry["model_id"]: entry for entry in local}
+    found = []
+    for entry in published:
+        ours = mine.get(entry["model_id"])
+        if ours is None:
+            found.append(f"model {entry['model_id']} is published but missing from the local registry")
+            continue
+        changed = sorted(field for field in set(entry) | set(ours)
+                         if field not in MUTABLE and entry.get(field) != ours.get(field))
+        if changed:
+            found.append(f"model {entry['model_id']} would change its published {', '.join(changed)}")
+    return found
+
+
+def promoted_name(entry: dict) -> str:
+    """The file name the runtime loads for the entry's model type and symbol."""
+    return f"{entry['model_type']}_{entry['symbol']}_latest.pt"
+
+
+def slot(entry: dict) -> str:
+    return f"{entry['model_type']}_{entry['symbol']}"
+
+
+# --- gates -----------------------------------------------------------------------------------------
+
+
+def gate_results(metrics: dict, gates: dict) -> list[dict]:
+    """One row per gate: metric, op, threshold, value, passed (a missing or non-number metric fails)."""
+    rows = []
+    for metric in sorted(gates):
+        op, threshold = gates[metric]
+        value = metrics.get(metric)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        passed = number and (value >= threshold if op == ">=" else value <= threshold)
+        rows.append({"metric": metric, "op": op, "threshold": threshold,
+                     "value": value if number else None, "passed": bool(passed)})
+    return rows
+
+
+def gates_from(win_rate: float, calibration_error: float) -> dict:
+    return {"win_rate": (">=", float(win_rate)), "calibration_error": ("<=", float(calibration_error))}
+
+
+# --- approval records ------------------------------------------------------------------------------
+
+
+def canonical(record: dict) -> bytes:
+    body = {key: value for key, value in record.items() if key != "record_sha256"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def seal(record: dict, previous_sha256: str | None) -> dict:
+    record = dict(record, previous_sha256=previous_sha256)
+    record["record_sha256"] = hashlib.sha256(canonical(record)).hexdigest()
+    return record
+
+
+RECORD_FIELDS = {"action": str, "model_id": str, "model_type": str, "symbol": str, "version": str,
+                 "files": list, "metrics": dict, "gates": list, "approved_by": dict, "approved_at": str}
+
+
+def parse_promotions(text: str | None, where: str) -> list[dict]:
+    """The chained approval records of ``where``, each verified; ModelError on any tampering."""
+    if text is None or not text.strip():
+        return []
+    fix = (f"Fix: restore {where} from git (git checkout -- {where}, or git log -p to see the change); it is "
+           "written only by playbooks/promote_model.yml")
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise ModelError(f"{where} does not parse as JSON ({exc}). {fix}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("promotions"), list):
+        raise ModelError(f'{where} must be {{"format": {FORMAT}, "promotions": [...]}}. {fix}')
+    previous = None
+    for index, record in enumerate(doc["promotions"]):
+        label = f"{where} record {index + 1}"
+        if not isinstance(record, dict):
+            raise ModelError(f"{label} is not an object. {fix}")
+        for field, kind in RECORD_FIELDS.items():
+            if not isinstance(record.get(field), kind):
+                raise ModelError(f"{label}: field {field} is missing or not a {kind.__name__}. {fix}")
+        label = f"{label} ({record['action']} {record['model_id']})"
+        if record.get("previous_sha256") != previous:
+            raise ModelError(f"{label} does not follow the record before it (previous_sha256 differs): a record "
+                             f"was removed, reordered or edited. {fix}")
+        if record.get("record_sha256") != hashlib.sha256(canonical(record)).hexdigest():
+            raise ModelError(f"{label} was changed after it was approved (its record_sha256 no longer matches "
+                             f"its content). {fix}")
+        for item in record["files"]:
+            if not (isinstance(item, dict) and isinstance(item.get("path"), str) and not safe_model_path(item["path"])
+                    and isinstance(item.get("sha256"), str) and SHA_RE.fullmatch(item["sha256"])):
+                raise ModelError(f"{label}: a file entry is not a safe models/ path with a SHA-256. {fix}")
+        if record["action"] not in ("approve", "rollback") or not record["files"]:
+            raise ModelError(f"{label}: action must be approve or rollback, with files. {fix}")
+        previous = record["record_sha256"]
+    return doc["promotions"]
+
+
+def dump_promotions(records: list[dict]) -> str:
+    return json.dumps({"format": FORMAT, "promotions": records}, indent=2, sort_keys=True) + "\n"
+
+
+def current(records: list[dict]) -> dict[str, dict]:
+    """The record in force per slot (model type + symbol): the last one of each."""
+    now = {}
+    for record in records:
+        now[slot(record)] = record
+    return now
+
+
+def rollback_target(records: list[dict], selector: str) -> list[dict]:
+    """For each slot ``selector`` names (a symbol, a model type or a slot), the record in force before
+    the current one, as a new rollback record body (unsealed). ModelError when there is none."""
+    now = current(records)
+    slots = sorted(name for name, record in now.items()
+                   if selector in (record["symbol"], record["model_type"], name))
+    if not slots:
+        known = ", ".join(sorted(now)) or "none"
+        raise ModelError(f"no promoted model matches {selector!r} (promoted slots: {known}). Fix: pass a symbol, "
+                         "model type or <model_type>_<symbol> that has a promotion")
+    bodies = []
+    for name in slots:
+        history = [record for record in records if slot(record) == name]
+        distinct = [record for record in history if record["model_id"] != now[name]["model_id"]]
+        if not distinct:
+            raise ModelError(f"{name}: {now[name]['model_id']} is the only model ever promoted there, so there is "
+                             "nothing to roll back to. Fix: approve another model with -e model=<model_id>")
+        target = distinct[-1]
+        bodies.append({key: target[key] for key in RECORD_FIELDS if key not in ("action", "approved_by",
+                                                                                    "approved_at")})
+    return bodies
+
+
+def placements(records: list[dict]) -> list[dict]:
+    """What every host places: one file per slot, from the approved version's file."""
+    out = []
+    for name, record in sorted(current(records).items()):
+        item = record["files"][0]
+        out.append({"name": promoted_name(record), "source": item["path"], "sha256": item["sha256"],
+                    "model_id": record["model_id"], "approved_at": record["approved_at"]})
+    return out
+
+
+def sha256_file(path: str, chunk: int = 1024 * 1024) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
