@@ -20,7 +20,8 @@ description:
     starts with refuses a run whose variables contradict them.
   - "Each host gets the variables C(crpbot_role), C(crpbot_user), C(crpbot_home), C(crpbot_project_dir),
     C(crpbot_project_name), C(crpbot_runtime_mode), C(crpbot_db_backend), C(crpbot_bucket), C(crpbot_region),
-    C(crpbot_rds_host), C(crpbot_rds_port), C(crpbot_rds_database), C(crpbot_rds_user), plus C(ansible_user),
+    C(crpbot_rds_host), C(crpbot_rds_port), C(crpbot_rds_database), C(crpbot_rds_user), C(crpbot_promotions_file),
+    plus C(ansible_user),
     C(ansible_connection) and, for ssh hosts, C(ansible_host) and C(ansible_port)."
   - Then the top-level O(vars) and the host's own O(hosts[].vars) are applied, in that order. Neither may
     set a variable listed above; use the entry's own key instead (for example O(hosts[].role), not
@@ -51,6 +52,14 @@ options:
     description: AWS region of the bucket and the RDS database; becomes C(crpbot_region) on every host.
     type: str
     default: us-east-1
+  promotions_file:
+    description:
+      - The model approvals, a JSON file written only by C(playbooks/promote_model.yml) run against a QC host
+        and committed to git; every converge places exactly the approved model versions.
+      - Relative to the directory of this inventory file, or absolute; becomes C(crpbot_promotions_file)
+        (absolute) on every host.
+    type: str
+    default: promotions.json
   rds:
     description:
       - The shared PostgreSQL database on RDS; becomes C(crpbot_rds_host), C(crpbot_rds_port),
@@ -445,6 +454,8 @@ def validate_settings(options: Mapping) -> dict:
                             "set project_name: to a name without '/', such as crpbot")
     bucket = check_str(options.get("bucket"), where, "bucket", "set bucket: to the S3 bucket name, or remove it")
     region = check_str(options.get("region"), where, "region", "set region: to an AWS region such as us-east-1")
+    promotions = check_str(options.get("promotions_file", "promotions.json"), where, "promotions_file",
+                           "set promotions_file: to a file name such as promotions.json, or remove it")
 
     raw_rds = options.get("rds")
     raw_rds = {} if raw_rds is None else raw_rds
@@ -463,7 +474,8 @@ def validate_settings(options: Mapping) -> dict:
 
     raw_vars = options.get("vars")
     extra_vars = check_vars({} if raw_vars is None else raw_vars, where, "vars")
-    return {"project_name": project_name, "bucket": bucket, "region": region, "rds": rds, "vars": extra_vars}
+    return {"project_name": project_name, "bucket": bucket, "region": region, "rds": rds, "vars": extra_vars,
+            "promotions_file": promotions}
 
 
 def validate_host(entry: object, index: int, settings: Mapping) -> dict:
@@ -551,6 +563,7 @@ def validate_host(entry: object, index: int, settings: Mapping) -> dict:
         "crpbot_rds_port": rds["port"],
         "crpbot_rds_database": rds["database"],
         "crpbot_rds_user": rds["user"],
+        "crpbot_promotions_file": settings["promotions_file"],
         "ansible_user": user,
         "ansible_connection": connection,
     }
@@ -668,6 +681,8 @@ def validate_config(path: str, config_keys: object, valid_keys: tuple[str, ...] 
     except ConfigProblem as problem:
         problems.append(problem)
         raise AnsibleParserError(format_problems(path, problems)) from None
+    settings["promotions_file"] = os.path.join(os.path.dirname(os.path.abspath(path)),
+                                               os.path.expanduser(settings["promotions_file"]))
 
     entries = options.get("hosts")
     # An empty list is a valid inventory with no hosts (the test bed writes one when it is down).
@@ -728,7 +743,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         except AnsibleOptionsError as error:
             raise AnsibleParserError(options_error_message(path, error)) from None
         options = {key: self.get_option(key)
-                   for key in ("project_name", "bucket", "region", "rds", "vars", "compose", "groups")}
+                   for key in ("project_name", "bucket", "region", "rds", "vars", "compose", "groups",
+                               "promotions_file")}
         # Raw, because for a list option Ansible turns a string into a one-item list.
         options["hosts"] = config.get("hosts")
         hosts = validate_config(path, list(config), list(self.option_definitions), options)

@@ -56,6 +56,7 @@ INVENTORY_FACTS = {
     "crpbot_rds_port": "rds.port (top level)",
     "crpbot_rds_database": "rds.database (top level)",
     "crpbot_rds_user": "rds.user (top level)",
+    "crpbot_promotions_file": "promotions_file: (top level)",
 }
 
 # Variables earlier versions of the roles read as the host's role or mode. They decide nothing now; a

@@ -452,7 +452,8 @@ def test_real_inventory_list():
     shared = {"crpbot_project_name": "crpbot", "crpbot_bucket": "crpbot-market-data-dev",
               "crpbot_region": "us-east-1", "crpbot_rds_host": RDS, "crpbot_rds_port": 5432,
               "crpbot_rds_database": "crpbot", "crpbot_rds_user": "crpbot_admin",
-              "crpbot_runtime_mode": "dryrun", "crpbot_db_backend": "rds"}
+              "crpbot_runtime_mode": "dryrun", "crpbot_db_backend": "rds",
+              "crpbot_promotions_file": str(ROOT / "inventory/promotions.json")}
     assert data["_meta"]["hostvars"]["local"] == shared | {
         "crpbot_role": "qc", "crpbot_user": "numan", "crpbot_home": "/home/numan",
         "crpbot_project_dir": "/home/numan/crpbot", "ansible_user": "numan", "ansible_connection": "local"}
@@ -486,6 +487,7 @@ def test_minimal_config_defaults(tmp_path):
         "crpbot_runtime_mode": "dryrun", "crpbot_db_backend": "sqlite", "crpbot_bucket": "crpbot-market-data-dev",
         "crpbot_region": "us-east-1", "crpbot_rds_host": "", "crpbot_rds_port": 5432,
         "crpbot_rds_database": "crpbot", "crpbot_rds_user": "crpbot_admin",
+        "crpbot_promotions_file": str(tmp_path / "promotions.json"),
         "ansible_user": "alice", "ansible_connection": "ssh", "ansible_host": "ws", "ansible_port": 22,
     }
 
@@ -591,3 +593,23 @@ def test_bad_config_fails_ansible_inventory(tmp_path, name, config, fragments):
 def test_validate_config_allows_an_empty_host_list():
     # The test bed writes `hosts: []` when it is down: a valid inventory with empty groups.
     assert crpbot.validate_config("/x/crpbot.yml", ["plugin", "hosts"], VALID_KEYS, _options([])) == []
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, "{dir}/promotions.json"),
+    ("approvals/models.json", "{dir}/approvals/models.json"),
+    ("/srv/crpbot/promotions.json", "/srv/crpbot/promotions.json"),
+])
+def test_promotions_file_is_absolute_on_every_host(tmp_path, value, expected):
+    config = {"plugin": "crpbot", "hosts": [{"name": "qc1", "user": "numan", "connection": "local", "db_backend": "sqlite"}]}
+    if value is not None:
+        config["promotions_file"] = value
+    data = inventory_list(write_config(tmp_path, "promotions", config))
+    assert data["_meta"]["hostvars"]["qc1"]["crpbot_promotions_file"] == expected.format(dir=tmp_path)
+
+
+def test_promotions_file_cannot_be_set_by_vars(tmp_path):
+    config = {"plugin": "crpbot", "vars": {"crpbot_promotions_file": "/tmp/forged.json"},
+              "hosts": [{"name": "qc1", "user": "numan", "connection": "local", "db_backend": "sqlite"}]}
+    result = run(ANSIBLE_INVENTORY, "-i", str(write_config(tmp_path, "forged", config)), "--list")
+    assert "crpbot_promotions_file" in result.stderr and "/tmp/forged.json" not in result.stdout
