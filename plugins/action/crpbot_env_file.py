@@ -30,12 +30,15 @@ if _UTILS not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(_UTILS)
 
 from ansible.module_utils.crpbot_env import EnvRequestError, check_request  # noqa: E402
+from ansible.module_utils.crpbot_models import (  # noqa: E402
+    ModelError, live_models_refusal, load_placements, promoted_files,
+)
 from ansible.module_utils.crpbot_policy import (  # noqa: E402
     LIVE, LIVE_GROUP, PRESERVE, DRYRUN, PolicyError, authority, role_of, runtime_mode,
 )
 
 ACTION_ONLY = ("live_confirmation", "validate_only")
-FROM_THE_INVENTORY = ("host_role", "live_approved")
+FROM_THE_INVENTORY = ("host_role", "live_approved", "live_models")
 REQUESTS = ("auto", DRYRUN, LIVE, PRESERVE)
 
 
@@ -71,7 +74,15 @@ class ActionModule(ActionBase):
             else:
                 mode = requested
             check_request(args.get("values"), args.get("secrets"), args.get("db_url"), role)
-        except (PolicyError, EnvRequestError) as exc:
+            live_models = []
+            if live_approved and role == "builder":
+                # Live runs only an approved model: the approvals are read (and their chain verified) here;
+                # the module verifies the files on the host before it writes live.
+                live_models = promoted_files(facts.get("crpbot_project_dir", ""),
+                                             load_placements(facts.get("crpbot_promotions_file", "")))
+                if mode == LIVE and not live_models:
+                    raise PolicyError(f"host {host}: RUNTIME_MODE=live refused: {live_models_refusal([])}")
+        except (PolicyError, EnvRequestError, ModelError) as exc:
             message = str(exc) if str(exc).startswith("host ") else f"host {host}: {exc}"
             return self._refuse(result, path, [message])
 
@@ -80,7 +91,8 @@ class ActionModule(ActionBase):
                           msg=f"host {host}: the .env request is valid; RUNTIME_MODE will be {mode}")
             return result
 
-        module_args = {**args, "host_role": role, "live_approved": live_approved, "runtime_mode": mode}
+        module_args = {**args, "host_role": role, "live_approved": live_approved, "runtime_mode": mode,
+                       "live_models": live_models}
         result.update(self._execute_module(module_name="crpbot_env_file", module_args=module_args,
                                            task_vars=task_vars))
         corrected = result.get("mode_corrected_from") or []

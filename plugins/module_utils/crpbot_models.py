@@ -27,7 +27,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
+import shutil
+import tempfile
 
 REGISTRY_PATH = "models/registry.json"
 PROMOTED_DIR = "models/promoted"
@@ -256,9 +259,193 @@ def placements(records: list[dict]) -> list[dict]:
     return out
 
 
+def load_records(path: str) -> list[dict]:
+    """The verified records of the approvals file (controller); none when it does not exist yet."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return []
+    return parse_promotions(text, path)
+
+
+def load_placements(path: str) -> list[dict]:
+    """What every host places (and what live needs), from the verified approvals file (controller)."""
+    return placements(load_records(path))
+
+
 def sha256_file(path: str, chunk: int = 1024 * 1024) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# --- on the host: review, verify, place ------------------------------------------------------------
+
+
+def read_registry(project_dir: str) -> list[dict]:
+    path = f"{project_dir}/{REGISTRY_PATH}"
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ModelError(f"{path} does not exist. Fix: pull the models first (playbooks/sync_s3.yml, or site.yml); "
+                         "the builder's trainer writes the registry and the converge pushes it") from None
+    return parse_registry(text, path)
+
+
+def file_sha(path: str) -> str | None:
+    try:
+        return sha256_file(path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def verify_files(files: list[dict]) -> list[str]:
+    """Why these model files (each ``path``, ``sha256``, ``model_id``) are not as approved (empty: all are)."""
+    found = []
+    for item in files:
+        sha = file_sha(item["path"])
+        if sha is None:
+            found.append(f"{item['path']} (model {item['model_id']}) is missing")
+        elif sha != item["sha256"]:
+            found.append(f"{item['path']} does not match the approved SHA-256 of model {item['model_id']}")
+    return found
+
+
+def promoted_files(project_dir: str, wanted: list[dict]) -> list[dict]:
+    """The approved models as the files a host's models/promoted/ must hold."""
+    return [{"path": f"{project_dir}/{PROMOTED_DIR}/{place['name']}", "sha256": place["sha256"],
+             "model_id": place["model_id"]} for place in wanted]
+
+
+def live_models_refusal(files: list[dict]) -> str | None:
+    """Why live trading may not start on a host with these promoted files (the money rule: live runs only
+    an approved model whose files verify on the host), or None."""
+    if not files:
+        return ("no model promotion is approved, and live trading runs only an approved model. Fix: approve one "
+                "on a QC host (ansible-playbook playbooks/promote_model.yml -e model=<model_id>), then converge")
+    problems = verify_files(files)
+    if problems:
+        return ("the approved models do not verify on this host: " + "; ".join(problems) + ". Fix: converge "
+                "without live first (it places the approved models), then go live")
+    return None
+
+
+def plan_placement(project_dir: str, wanted: list[dict]) -> tuple[list[dict], list[str]]:
+    """(what to place, files of models/promoted/ no approval names); ModelError before any change when an
+    approved file cannot be found on this host with its approved SHA-256."""
+    plan = []
+    for place in wanted:
+        target = f"{project_dir}/{PROMOTED_DIR}/{place['name']}"
+        if file_sha(target) == place["sha256"]:
+            continue
+        candidates = (f"{project_dir}/{place['source']}", f"{project_dir}/{STATE_DIR}/previous/{place['name']}")
+        source = next((path for path in candidates if file_sha(path) == place["sha256"]), None)
+        if source is None:
+            present = file_sha(candidates[0])
+            why = ("is not on this host" if present is None else
+                   "on this host does not match the SHA-256 recorded at approval (the file changed after it was "
+                   "approved; it is never promoted)")
+            raise ModelError(
+                f"model {place['model_id']} is approved for {place['name']} but {place['source']} {why}. Nothing in "
+                f"{PROMOTED_DIR}/ was changed. Fix: pull the approved version from S3 (site.yml or "
+                "playbooks/sync_s3.yml; on a builder, restore the file from S3), or approve another model")
+        plan.append({**place, "from": source, "replaces": os.path.exists(target)})
+    promoted = f"{project_dir}/{PROMOTED_DIR}"
+    names = {place["name"] for place in wanted}
+    strays = sorted(name for name in (os.listdir(promoted) if os.path.isdir(promoted) else [])
+                    if name not in names and not name.startswith(".crpbot-tmp-"))
+    return plan, strays
+
+
+def _stage(source: str, directory: str, sha: str) -> str:
+    """A verified copy of ``source`` as a temporary file in ``directory`` (renamed into place by the caller)."""
+    os.makedirs(directory, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=".crpbot-tmp-", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out, 1024 * 1024)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, 0o644)
+        if sha256_file(temp) != sha:
+            raise ModelError(f"the copy of {source} does not match its SHA-256; nothing was replaced")
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return temp
+
+
+def _commit(temp: str, target: str) -> None:
+    try:
+        os.replace(temp, target)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+    _fsync_dir(os.path.dirname(target))
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def apply_placement(project_dir: str, plan: list[dict], strays: list[str], stamp: str) -> list[str]:
+    """Place each planned file (the one it replaces kept as the previous), move strays aside; returns the
+    paths the strays were moved to."""
+    promoted = f"{project_dir}/{PROMOTED_DIR}"
+    for name in (os.listdir(promoted) if os.path.isdir(promoted) else []):
+        if name.startswith(".crpbot-tmp-"):  # left by an interrupted run: never loaded, never kept
+            os.unlink(f"{promoted}/{name}")
+    for place in plan:
+        target = f"{promoted}/{place['name']}"
+        staged = _stage(place["from"], promoted, place["sha256"])  # before the previous copy is replaced
+        try:
+            if place["replaces"] and os.path.isfile(target):
+                keep = f"{project_dir}/{STATE_DIR}/previous"
+                _commit(_stage(target, keep, sha256_file(target)), f"{keep}/{place['name']}")
+        except BaseException:
+            os.unlink(staged)
+            raise
+        _commit(staged, target)
+    moved = []
+    for name in strays:
+        os.makedirs(f"{project_dir}/{ASIDE_DIR}", exist_ok=True)
+        destination = f"{project_dir}/{ASIDE_DIR}/{name}.{stamp}"
+        os.replace(f"{promoted}/{name}", destination)
+        moved.append(destination)
+    return moved
+
+
+def mark_registry(project_dir: str, wanted: list[dict]) -> bool:
+    """Set promoted/deployed_at in the host's registry from the approvals; True when it was rewritten."""
+    path = f"{project_dir}/{REGISTRY_PATH}"
+    with open(path, "rb") as handle:
+        text = handle.read()
+    parse_registry(text, path)
+    doc = json.loads(text)
+    placed = {place["model_id"]: place["approved_at"] for place in wanted}
+    changed = False
+    for entry in doc["models"]:
+        promoted = entry["model_id"] in placed
+        deployed = placed.get(entry["model_id"], entry.get("deployed_at"))
+        if entry.get("promoted") is not promoted or entry.get("deployed_at") != deployed:
+            entry["promoted"], entry["deployed_at"] = promoted, deployed
+            changed = True
+    if changed:
+        data = (json.dumps(doc, indent=2) + "\n").encode()
+        handle, temp = tempfile.mkstemp(prefix=".crpbot-tmp-", dir=os.path.dirname(path))
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, os.stat(path).st_mode & 0o7777)
+        os.replace(temp, path)
+    return changed

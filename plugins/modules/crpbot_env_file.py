@@ -103,6 +103,14 @@ options:
       - The module itself takes V(dryrun), V(live) or V(preserve) (default V(dryrun)).
     type: str
     choices: [auto, dryrun, live, preserve]
+  live_models:
+    description:
+      - The approved promoted model files (each C(path), C(sha256), C(model_id)). C(live) is written only when
+        there is at least one and every one verifies on the host (the action plugin gives them from the
+        approvals file, for live only).
+    type: list
+    elements: dict
+    default: []
   live_confirmation:
     description:
       - Action plugin only. The run's confirmation for live trading; only the exact text C(CONFIRM) confirms.
@@ -321,7 +329,8 @@ from ansible.module_utils.crpbot_files import (
     resolve_gid,
     resolve_uid,
 )
-from ansible.module_utils.crpbot_policy import MODE_KEY, PolicyError, decide_mode
+from ansible.module_utils.crpbot_models import live_models_refusal
+from ansible.module_utils.crpbot_policy import LIVE, MODE_KEY, PolicyError, decide_mode
 
 
 def make_plan(params, euid=None):
@@ -359,6 +368,10 @@ def make_plan(params, euid=None):
                            effective_values(old_lines).get(MODE_KEY.lower()))
     except PolicyError as exc:
         raise ModuleFailure(f"{path}: {exc}") from None
+    if mode == LIVE:
+        refusal = live_models_refusal(params["live_models"])
+        if refusal:
+            raise ModuleFailure(f"{path}: RUNTIME_MODE=live refused: {refusal}")
     values = {**values, MODE_KEY: mode}
     managed = {MODE_KEY: mode, **managed}
     try:
@@ -404,6 +417,7 @@ def main():
             host_role=dict(type="str", required=True, choices=["qc", "builder"]),
             live_approved=dict(type="bool", default=False),
             runtime_mode=dict(type="str", default="dryrun", choices=["dryrun", "live", "preserve"]),
+            live_models=dict(type="list", elements="dict", default=[]),
             db_url=dict(
                 type="dict",
                 options=dict(

@@ -679,7 +679,8 @@ def test_request_refuses_sqlite_on_a_builder():
 
 def plan_params(path, **changes):
     params = dict(path=str(path), values={}, secrets={}, owner=None, group=None, mode="0600", backup=True,
-                  backup_keep=5, prune=True, host_role="qc", live_approved=False, runtime_mode="dryrun")
+                  backup_keep=5, prune=True, host_role="qc", live_approved=False, runtime_mode="dryrun",
+                  live_models=[])
     params.update(changes)
     return params
 
@@ -746,7 +747,8 @@ def test_module_decides_the_mode_on_the_host_whatever_it_is_given(module, tmp_pa
     path = tmp_path / ".env"
     original = f"RUNTIME_MODE={had}\nexport runtime_mode={had}\nHAND=1\n"
     path.write_text(original)
-    params = plan_params(path, host_role=role, live_approved=approved, runtime_mode=asked)
+    params = plan_params(path, host_role=role, live_approved=approved, runtime_mode=asked,
+                         live_models=promoted_model(tmp_path))
     if written is None:
         with pytest.raises(module.ModuleFailure, match="RUNTIME_MODE=live refused on this host"):
             module.make_plan(params, euid=euid)
@@ -757,6 +759,33 @@ def test_module_decides_the_mode_on_the_host_whatever_it_is_given(module, tmp_pa
     values = [v for k, v in env.bindings(env.parse_env(path.read_text())) if k.lower() == "runtime_mode"]
     assert values == [written, written]
     assert plan["runtime_mode"] == written
+
+
+def promoted_model(root, data=b"weights"):
+    path = root / "models" / "promoted" / "lstm_BTC-USD_latest.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return [{"path": str(path), "sha256": hashlib.sha256(b"weights").hexdigest(), "model_id": "lstm_BTC-USD_v3"}]
+
+
+# Live runs only an approved model whose file verifies on the host, however live is asked for.
+@pytest.mark.parametrize("asked, had", [("live", "dryrun"), ("preserve", "live")])
+@pytest.mark.parametrize("models, why", [
+    (lambda root: [], "no model promotion is approved"),
+    (lambda root: promoted_model(root, b"tampered"), "does not match the approved SHA-256 of model lstm_BTC-USD_v3"),
+    (lambda root: [dict(promoted_model(root)[0], path=str(root / "nowhere.pt"))], "(model lstm_BTC-USD_v3) is missing"),
+    (lambda root: promoted_model(root) + [dict(promoted_model(root)[0], sha256="0" * 64, model_id="gru_ETH-USD_v1")],
+     "approved SHA-256 of model gru_ETH-USD_v1"),
+], ids=["no-approval", "tampered-file", "missing-file", "one-of-two-differs"])
+def test_module_refuses_live_without_verified_approved_models(module, tmp_path, asked, had, models, why):
+    path = tmp_path / ".env"
+    original = f"RUNTIME_MODE={had}\nHAND=1\n"
+    path.write_text(original)
+    params = plan_params(path, host_role="builder", live_approved=True, runtime_mode=asked, live_models=models(tmp_path))
+    with pytest.raises(module.ModuleFailure, match="RUNTIME_MODE=live refused") as refused:
+        module.make_plan(params, euid=ROOT)
+    assert why in str(refused.value)
+    assert path.read_text() == original
 
 
 def test_module_plan_refuses_runtime_mode_among_the_settings(module, tmp_path):
