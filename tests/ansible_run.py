@@ -140,3 +140,49 @@ def run_module_play(
         results=json.loads(results.read_text()) if results.exists() else None,
         returncode=done.returncode,
     )
+
+
+def at_a_terminal(argv: Sequence[str], prompt: bytes, answer: str, timeout: float = 900) -> tuple[int, str]:
+    """Run ``argv`` from the repo root with a pseudo-terminal as its controlling terminal (as a person runs
+    it) and type ``answer`` and Enter at ``prompt``. Returns ``(exit code, everything the terminal showed)``.
+
+    Ansible's pause action flushes input typed before it reads (it switches the terminal out of canonical
+    mode first), so the answer is typed only once the prompt is shown and the mode has switched.
+    """
+    import pty
+    import select
+    import termios
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its controlling terminal is the pty
+        try:
+            os.chdir(REPO)
+            os.execvp(argv[0], list(argv))
+        finally:
+            os._exit(127)
+    text = b""
+    answered = False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # EIO: the command ended and closed the terminal
+                    break
+                if not chunk:
+                    break
+                text += chunk
+            if not answered and prompt in text and not termios.tcgetattr(fd)[3] & termios.ICANON:
+                time.sleep(0.5)  # the flush follows the mode switch at once
+                os.write(fd, answer.encode() + b"\r")
+                answered = True
+        else:
+            os.kill(pid, 9)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    shown = text.decode(errors="replace")
+    assert answered, f"the prompt never showed:\n{shown[-3000:]}"
+    return os.waitstatus_to_exitcode(status), shown

@@ -30,7 +30,7 @@ from ansible.module_utils.crpbot_models import (  # noqa: E402
 )
 from ansible.module_utils.crpbot_policy import BUILDER, QC, authority, role_of  # noqa: E402
 
-STATES = ("review", "approve", "rollback", "place")
+STATES = ("check", "review", "approve", "rollback", "place")
 
 
 def head_of(records: list[dict]) -> str | None:
@@ -104,6 +104,11 @@ class ActionModule(ActionBase):
             if not path:
                 raise ModelError(f"host {host} has no crpbot_promotions_file: the crpbot inventory plugin sets it. "
                                  "Fix: run with the project's inventory (inventory/crpbot.yml)")
+            if state == "check":
+                wanted = load_placements(path)
+                result.update(changed=False, promotions_file=path, promoted=wanted,
+                              msg=f"{path}: {len(wanted)} approved model(s), the record chain verifies")
+                return result
             if state == "place":
                 return self._place(result, host, role, path, args, task_vars)
             if state == "review":

@@ -90,6 +90,7 @@ registry_marked:
   type: bool
 """
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -114,12 +115,9 @@ def place(params, check_mode):
     if not check_mode:
         moved = apply_placement(project, plan, strays, time.strftime("%Y%m%dT%H%M%S"))
     marked = False
-    if params["mark_registry"] and not check_mode:
-        try:
-            marked = mark_registry(project, wanted)
-        except FileNotFoundError:
-            raise ModelError(f"{project}/models/registry.json does not exist on this builder, so the promotion "
-                             "cannot be marked in it. Fix: restore the registry (the trainer writes it)") from None
+    # The registry is the trainer's; a builder that has none yet has nothing to mark.
+    if params["mark_registry"] and not check_mode and os.path.exists(f"{project}/models/registry.json"):
+        marked = mark_registry(project, wanted)
     result = {"changed": bool(plan or strays or marked), "placed": [item["name"] for item in plan],
               "moved_aside": moved or [f"{project}/models/promoted/{name}" for name in strays],
               "registry_marked": marked}

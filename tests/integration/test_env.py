@@ -13,18 +13,14 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
-import termios
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests import testbed
-from tests.conftest import REPO, run
+from tests.ansible_run import at_a_terminal
+from tests.conftest import run
 
 pytestmark = pytest.mark.testbed
 
@@ -113,44 +109,8 @@ PROMPT = b"Type CONFIRM to go live"
 
 
 def playbook_at_a_terminal(inventory: str, answer: str, timeout: float = 900) -> tuple[int, str]:
-    """site.yml with a pseudo-terminal as its controlling terminal (as an operator runs it); types
-    ``answer`` and Enter at the live prompt. Returns ``(exit code, everything the terminal showed)``.
-
-    The pause action flushes input typed before it reads (it switches the terminal out of canonical
-    mode first), so the answer is typed only once the prompt is shown and the mode has switched.
-    """
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: its controlling terminal is the pty
-        try:
-            os.chdir(REPO)
-            os.execvp("ansible-playbook", ["ansible-playbook", "-i", inventory, "site.yml"])
-        finally:
-            os._exit(127)
-    text = b""
-    answered = False
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if select.select([fd], [], [], 0.2)[0]:
-                try:
-                    chunk = os.read(fd, 65536)
-                except OSError:  # EIO: the playbook ended and closed the terminal
-                    break
-                if not chunk:
-                    break
-                text += chunk
-            if not answered and PROMPT in text and not termios.tcgetattr(fd)[3] & termios.ICANON:
-                time.sleep(0.5)  # the flush follows the mode switch at once
-                os.write(fd, answer.encode() + b"\r")
-                answered = True
-        else:
-            os.kill(pid, 9)
-    finally:
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    shown = text.decode(errors="replace")
-    assert answered, f"the live prompt never showed:\n{shown[-3000:]}"
-    return os.waitstatus_to_exitcode(status), shown
+    """site.yml at a terminal, typing ``answer`` at the live prompt (tests.ansible_run.at_a_terminal)."""
+    return at_a_terminal(["ansible-playbook", "-i", inventory, "site.yml"], PROMPT, answer, timeout)
 
 
 def test_typing_anything_but_confirm_at_the_prompt_writes_nothing(converged, live_inventory):
