@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The crpbot sandbox: two real hosts and the services they talk to, on this one machine.
 
 ``python -m tests.testbed up`` brings up, all on 127.0.0.1:
