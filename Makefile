@@ -10,21 +10,30 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # The sandbox vault's password (test only): real runs use --ask-vault-pass or their own file.
 export ANSIBLE_VAULT_PASSWORD_FILE := $(CURDIR)/tests/sandbox/vault-password
 SANDBOX := $(CURDIR)/.testbed/inventory/sandbox.crpbot.yml
+# uv from PATH, else installed with pip into a venv of its own (Debian 12's python3 refuses a system pip install).
+UV_TOOL := $(CURDIR)/.tools/uv/bin/uv
+UV := $(or $(shell command -v uv 2>/dev/null),$(UV_TOOL))
 SCENARIO ?= e2e
 
-.PHONY: help setup demo demo-down lint unit test molecule
+.PHONY: help deps setup demo demo-down lint unit test molecule
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.synced  ## Create .venv from uv.lock (installs uv with pip when missing)
+deps:  ## Install the missing Debian packages of tests/testbed/debian-packages.txt (as root, or through sudo)
+	@bash tests/testbed/install-debian-packages
 
-$(VENV)/.synced: pyproject.toml uv.lock
-	@command -v uv >/dev/null || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv sync --frozen
+setup: $(VENV)/.synced  ## Create .venv from uv.lock (installs uv into .tools/uv when it is not on PATH)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
 	@touch $@
 
-demo: setup  ## Bring up the sandbox hosts and converge them with site.yml, twice (the second run shows changed=0)
+$(UV_TOOL):
+	python3 -m venv $(CURDIR)/.tools/uv
+	$(CURDIR)/.tools/uv/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+demo: deps setup  ## Bring up the sandbox hosts and converge them with site.yml, twice (the second run shows changed=0)
 	python -m tests.testbed up
 	ansible-playbook -i $(SANDBOX) site.yml --diff
 	ansible-playbook -i $(SANDBOX) site.yml
@@ -39,8 +48,8 @@ lint: setup  ## yamllint and ansible-lint (production profile)
 unit: setup  ## Unit tests only (no test bed)
 	pytest tests/unit
 
-test: lint  ## Every test: lint, unit tests, integration tests and every molecule scenario
+test: deps lint  ## Every test: lint, unit tests, integration tests and every molecule scenario
 	pytest
 
-molecule: setup  ## Run one molecule scenario: make molecule SCENARIO=amazon_q
+molecule: deps setup  ## Run one molecule scenario: make molecule SCENARIO=amazon_q
 	molecule test -s $(SCENARIO)

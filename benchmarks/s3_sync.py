@@ -1,4 +1,6 @@
 #!/usr/bin/env python3
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: the crpbot_s3_transfer module (through ansible-playbook) against ``aws s3 sync``.
 
 Builds a data set like ``data/raw/<SYMBOL>/<SYMBOL>_1m_NNNNN.parquet`` (2,000 files, mostly 20 KB

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Helpers for tests that run the project's ansible commands from the repo root."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Shared fixtures and the loopback guard of the crpbot-ansible test suite.
 
 The guard: every ansible command the suite runs (directly, through molecule, or through the

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Callback plugin: log every host a task starts on, with the address Ansible will connect to.
 
 The test suite sets ``CRPBOT_CONNECTION_LOG`` to a file and, at the end of the session, fails when

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The credentials role, playbooks/sync_credentials.yml and the importer against a sandbox of the
 suite's own: files, modes and backups, and no secret of the sandbox vault in any output
 (every run at -vvv, with --diff, in check mode, and the importer)."""

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Money safety and secrets on the sandbox, through the real playbooks.
 
 - The live gate on the builder, each way: the extra variable, and an operator typing at the prompt.

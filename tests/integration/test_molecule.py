@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run every molecule scenario end to end (create, prepare, check, converge, idempotence, verify, destroy)."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """playbooks/preflight.yml on the converged sandbox: passes, then fails naming the check after each breakage."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """crpbot_repo on real sandbox hosts: clone, fast-forward, and never touch a person's work."""
 
 from __future__ import annotations

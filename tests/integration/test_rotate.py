@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """playbooks/rotate_credentials.yml against the test bed's real PostgreSQL and IAM/STS server.
 
 Both rotations end with every host working with the new credential and the old one refused

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The S3 pull survives a kill: the module's process on the QC host is killed (SIGKILL) during a
 pull of larger models; no partial file remains under a final name, and the rerun removes the temp
 files, fetches only what remains and converges (a third run changes nothing)."""

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """site.yml against a sandbox of the suite's own: bad input stops the run before any host is touched."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """crpbot_uv against a sandbox of the suite's own: a uv.lock that does not match pyproject.toml
 fails the run with uv's message and leaves .venv exactly as it was."""
 

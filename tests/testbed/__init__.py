@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The crpbot sandbox: two real hosts and the services they talk to, on this one machine.
 
 ``python -m tests.testbed up`` brings up, all on 127.0.0.1:
@@ -73,6 +75,9 @@ apt-get clean
 rm -rf /var/lib/apt/lists/*
 """
 IMAGE_NAME = "localhost/crpbot-testbed"
+# The Debian packages the test bed needs: the one list, which `make deps` installs.
+DEBIAN_PACKAGES = Path(__file__).with_name("debian-packages.txt")
+# The tools the test bed runs, and the package of the list each comes from.
 REQUIRED_TOOLS = {
     "podman": "podman",
     "runc": "runc",
@@ -147,15 +152,36 @@ def wait_for(what: str, probe, timeout: float = 60.0, interval: float = 0.2) -> 
     raise TestbedError(f"timed out after {timeout:.0f}s waiting for {what}" + (f": {last}" if last else ""))
 
 
+def debian_packages(path: Path | None = None) -> list[str]:
+    """The packages of ``tests/testbed/debian-packages.txt`` (one a line, ``#`` comments)."""
+    lines = (path or DEBIAN_PACKAGES).read_text().splitlines()
+    return [name for line in lines if (name := line.split("#", 1)[0].strip())]
+
+
+def missing_debian_packages(packages: list[str]) -> list[str]:
+    """Those of ``packages`` dpkg does not have installed (all of them without dpkg-query)."""
+    if shutil.which("dpkg-query") is None:
+        return list(packages)
+    done = subprocess.run(  # noqa: S603 - a fixed command
+        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages],  # noqa: S607
+        capture_output=True, text=True, check=False,
+    )
+    installed = {line.split()[0] for line in done.stdout.splitlines() if line.endswith(" installed")}
+    return [pkg for pkg in packages if pkg not in installed]
+
+
 def check_prerequisites() -> None:
-    missing = sorted({pkg for tool, pkg in REQUIRED_TOOLS.items() if shutil.which(tool) is None})
+    packages = debian_packages()
+    missing = set(missing_debian_packages(packages))
+    missing |= {pkg for tool, pkg in REQUIRED_TOOLS.items() if shutil.which(tool) is None}
     if not (PG_BIN / "initdb").exists():
-        missing.append("postgresql-15")
+        missing.add("postgresql-15")
     if missing:
+        names = " ".join(pkg for pkg in packages if pkg in missing)
         raise TestbedError(
-            "the test bed needs these Debian packages: "
-            + " ".join(missing)
-            + f"\nfix: apt-get install -y {' '.join(missing)}  (or run: bash .ci/run, which installs them)"
+            f"the test bed needs these Debian packages: {names}"
+            "\nfix: make deps  (installs tests/testbed/debian-packages.txt as root, through sudo when not root;"
+            f" or as root: apt-get install -y {names})"
         )
     if os.geteuid() != 0:
         raise TestbedError("the test bed runs rootful podman and debootstrap: run it as root")

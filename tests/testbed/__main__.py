@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Command line of the test bed: ``python -m tests.testbed {up,down,status,inventory,ssh HOST [CMD...]}``."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The test bed's S3/STS/IAM API server: moto, with the IAM users of the sandbox vault.
 
 ``python -m tests.testbed.moto_server --port N --seed FILE`` starts moto's threaded server on

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Unit tests load the project's modules as files: serve their ``ansible.module_utils.crpbot_*``
 imports from plugins/module_utils, as Ansible does on a target."""
 

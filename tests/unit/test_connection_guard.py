@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The loopback guard: the callback logs connection targets, the suite rejects any outside 127.0.0.0/8."""
 
 from __future__ import annotations

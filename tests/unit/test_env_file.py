@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Tests of the crpbot .env writer: plugins/module_utils/crpbot_env.py and the crpbot_env_file module.
 
 The pure logic is checked against the real python-dotenv (what the bot reads with), SQLAlchemy's

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Tests of the crpbot_git_checkout module and its pure helpers (plugins/module_utils/crpbot_git.py).
 
 The helpers are called directly with parametrized tables; the module runs end to end through one

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Every plugin of the project documents itself: `ansible-doc` renders it, with what a user needs."""
 
 from __future__ import annotations

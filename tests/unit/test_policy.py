@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The money-safety rules (plugins/module_utils/crpbot_policy.py) and the crpbot_policy action.
 
 The rules are called directly with tables; the action runs end to end through ansible-playbook on

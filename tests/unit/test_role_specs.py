@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Every role's meta/argument_specs.yml and defaults/main.yml agree (STYLE.md: dev-sec lets them drift)."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The pieces of playbooks/rotate_credentials.yml that need no test bed.
 
 - crpbot_vault_write state=updated: a round-trip edit of an encrypted vault (comments, order

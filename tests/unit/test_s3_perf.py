@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Tests of the S3 module's cheaper paths: the plain botocore client the module builds, listed times
 kept as text, puts without a 100-continue round trip, Content-MD5, streamed puts, multipart through
 s3transfer without boto3, and the bounded window of pending transfers.

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Tests of the S3 transfer module: plugins/module_utils/crpbot_s3.py and crpbot_s3_transfer.
 
 The logic runs against moto's in-process ``mock_aws`` (and a stub client that refuses every write

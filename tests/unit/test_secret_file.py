@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Tests of the crpbot_secret_file module (plugins/modules/crpbot_secret_file.py) and its shared
 writer (plugins/module_utils/crpbot_files.py): pure planning, then end to end through
 ansible-playbook on the local connection with a one-host YAML inventory, at -vvv with --diff."""

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The test bed's S3/STS/IAM server (tests/testbed/moto_server.py), in process.
 
 The integration tests and the S3 benchmark rely on it: every service answers through the cached

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Secrets in the vault are data, never templates (plugins/vars/crpbot_group_vars.py).
 
 ansible-core 2.19 renders every string of a group_vars file as a trusted template, a whole-file vault

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Tests of the crpbot_wheel_script module (plugins/modules/crpbot_wheel_script.py).
 
 The logic is called directly on wheel-like zips built in tmp_path; the module also runs once end

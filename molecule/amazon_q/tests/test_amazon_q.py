@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Verifier of the amazon_q role: the .gitignore block, config.json per role, and git ignoring it."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Verifier of the crpbot_credentials role: modes, owners and contents of the credential files
 (compared with the decrypted sandbox vault), ~/.aws 0700, and the 0600 backup of the changed file."""
 

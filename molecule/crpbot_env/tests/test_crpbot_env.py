@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Verifier of crpbot_env: the .env each host's app reads, read back with python-dotenv."""
 
 from __future__ import annotations

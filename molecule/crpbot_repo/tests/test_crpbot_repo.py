@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Verifier of crpbot_repo: each host has a checkout of the fixture repo, owned by its user, on main."""
 
 from __future__ import annotations

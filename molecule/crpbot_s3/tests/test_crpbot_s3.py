@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Verifier of the crpbot_s3 role: the builder pushed, QC pulled only the filtered subset."""
 
 from __future__ import annotations

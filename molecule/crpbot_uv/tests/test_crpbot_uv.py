@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Verifier of the crpbot_uv role: the pinned uv binary and the project's .venv on both hosts."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """End-to-end verifier: what site.yml leaves on each bare sandbox host, checked on the host itself."""
 
 from __future__ import annotations
