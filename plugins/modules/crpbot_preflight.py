@@ -101,12 +101,19 @@ options:
       - The IAM user the AWS key must belong to; the B(AWS identity) check fails when STS names
         another identity. Any identity passes when unset.
     type: str
+  promoted:
+    description:
+      - The approved models (C(crpbot_promotion) O(state=check)'s C(promoted)); the B(promoted models) row checks
+        that each is in C(models/promoted/) with its approved SHA-256 (none approved is ok unless the host
+        runs live). No row when unset.
+    type: list
+    elements: dict
   only:
     description:
       - Which groups of checks to run, in this order; all by default.
       - V(repo) the two repo checks, V(venv) the two venv checks, V(app) the checks run with the
         app's libraries (C(.env), RUNTIME_MODE, database, C(.db_password), AWS identity, bucket),
-        V(files) the modes and owners of the secret files.
+        V(files) the modes and owners of the secret files, V(models) the promoted models.
     type: list
     elements: str
     choices: [repo, venv, app, files]
@@ -155,6 +162,7 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.crpbot_git import gitignore_is_ours, parse_status
+from ansible.module_utils.crpbot_models import promoted_files, verify_files
 from ansible.module_utils.crpbot_venv import VenvError, run_script
 
 MARKER = "crpbot-ansible"
@@ -385,11 +393,27 @@ def secret_file_checks(params):
     return rows
 
 
+def model_checks(params):
+    """The approved models are in models/promoted/ and verify (live needs at least one)."""
+    wanted = params["promoted"]
+    if params["promoted"] is None:
+        return []
+    if not wanted:
+        ok = params["runtime_mode"] != "live"
+        return [row("promoted models", ok, "no model approved yet" + ("" if ok else
+                    "; live runs only an approved model: approve one with playbooks/promote_model.yml"))]
+    problems = verify_files(promoted_files(params["project_dir"], wanted))
+    names = ", ".join(f"{item['name']} ({item['model_id']})" for item in wanted)
+    return [row("promoted models", not problems, "; ".join(problems) + ": run site.yml" if problems
+                else f"verified: {names}")]
+
+
 GROUPS = {
     "repo": lambda module, params: repo_checks(module, params["project_dir"], params["branch"], params["remote"]),
     "venv": venv_checks,
     "app": probe_checks,
     "files": lambda module, params: secret_file_checks(params),
+    "models": lambda module, params: model_checks(params),
 }
 
 
@@ -414,6 +438,7 @@ def main():
             aws_credentials_file=dict(type="path"),
             aws_user=dict(type="str"),
             only=dict(type="list", elements="str", choices=list(GROUPS), default=list(GROUPS)),
+            promoted=dict(type="list", elements="dict"),
         ),
         supports_check_mode=True,
     )

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import testbed
+from tests import sandbox_models, testbed
 from tests.ansible_run import at_a_terminal
 from tests.conftest import run
 
@@ -85,13 +85,17 @@ def converged(sandbox):
 
 @pytest.fixture(scope="module")
 def live_inventory(converged) -> str:
-    """The sandbox inventory with the builder approved for live (next to it, so its group_vars apply)."""
+    """The sandbox inventory with the builder approved for live (next to it, so its group_vars and its
+    approvals apply), and a model trained, published and approved on the QC host: live runs only one."""
     config = yaml.safe_load(converged["inventory"].read_text())
     for host in config["hosts"]:
         if host["role"] == "builder":
             host["runtime_mode"] = "live"
     path = converged["inventory"].with_name("live.crpbot.yml")
     path.write_text(yaml.safe_dump(config))
+    model_id = sandbox_models.train(converged, "lstm", "BTC-USD", "v1")
+    sandbox_models.publish(converged)
+    sandbox_models.approve(converged, model_id)
     return str(path)
 
 

@@ -655,6 +655,12 @@ def down(quiet: bool = False) -> None:
         shutil.rmtree(state["git"]["root"], ignore_errors=True)
     sd = state_dir()
     shutil.rmtree(sd / "inventory" / "group_vars", ignore_errors=True)
+    # The sandbox's model approvals (promotions.json, its lock, live.crpbot.yml's and the like) belong to
+    # the hosts just removed: a new test bed starts with none.
+    for stale in (sd / "inventory").glob("*promotions*.json*") if (sd / "inventory").exists() else []:
+        stale.unlink(missing_ok=True)
+    for stale in (sd / "inventory").glob(".*promotions*") if (sd / "inventory").exists() else []:
+        stale.unlink(missing_ok=True)
     for name in ("known_hosts", "authorized_keys", "id_ed25519", "id_ed25519.pub",
                  "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"):
         (sd / name).unlink(missing_ok=True)

@@ -1,3 +1,5 @@
+# Copyright: crpbot-ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Model promotion: the registry, the gates, the chained approvals (plugins/module_utils/crpbot_models.py),
 placing on a host, and the crpbot_promotion action end to end on localhost (approve only on QC, racing
 promotions, tampered records, the live gate's inputs)."""
