@@ -629,6 +629,27 @@ def test_qc_host_given_a_push_or_other_prefix_fails_before_any_request(tmp_path,
     assert "Sync the" not in proc.stdout and not (tmp_path / "models").exists()
 
 
+def test_role_models_syncs_leave_the_promotion_dirs_alone_and_publish_write_once():
+    import yaml
+    # Not ``import crpbot_models``: another test puts plugins/modules (the crpbot_models module) first on sys.path.
+    from ansible.module_utils import crpbot_models
+
+    defaults = yaml.safe_load((REPO / "roles/crpbot_s3/defaults/main.yml").read_text())
+    [builder] = [item for item in defaults["crpbot_s3_builder_syncs"] if item["kind"] == "models"]
+    [qc] = [item for item in defaults["crpbot_s3_qc_syncs"] if item["kind"] == "models"]
+    assert builder["local"] == qc["local"] == "models"
+    managed = [path.split("/", 1)[1] for path in crpbot_models.MANAGED_DIRS]
+    for models_sync in (builder, qc):
+        rules = s3.compile_rules(models_sync["filters"])
+        for name in managed:
+            assert not s3.selected(rules, f"{name}/lstm_BTC-USD_latest.pt"), (models_sync["direction"], name)
+            assert not s3.selected(rules, f"{name}/deep/er.pt"), (models_sync["direction"], name)
+        assert s3.selected(rules, "lstm/BTC-USD/v1/model.pt") and s3.selected(rules, "registry.json")
+    immutable = s3.compile_rules(builder["immutable"], "immutable")
+    assert s3.selected(immutable, "lstm/BTC-USD/v1/model.pt") and not s3.selected(immutable, "registry.json")
+    assert "models/" + builder["registry"] == crpbot_models.REGISTRY_PATH
+
+
 def test_documentation_matches_the_argument_spec(monkeypatch):
     import yaml
 
