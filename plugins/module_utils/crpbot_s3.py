@@ -13,6 +13,10 @@ the local file's size and mtime_ns and the object's ETag, size and SHA-256 as of
 A file is in sync when its local stat and the listed ETag/size both still match that record. Only
 when they do not is the local file hashed; an object whose ETag changed is fetched even if its size
 and mtime look the same. Push stores the SHA-256 in the object metadata ``crpbot-sha256``.
+
+Model versions are immutable: a push refuses, before any transfer, to overwrite with other content or
+delete a key its ``immutable`` rules select, to publish a registry (``crpbot_models``) that rewrites or
+drops a published version, or one that names a model file other than the registered one.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
+from ansible.module_utils.crpbot_models import ModelError, parse_registry, registry_conflicts
+
 STATE_NAME = ".crpbot-s3-state.json"
 TMP_PREFIX = ".crpbot-s3-tmp-"
 SHA_META = "crpbot-sha256"
@@ -40,6 +46,11 @@ STREAM_PUT_SIZE = 256 * 1024
 EXPECT_CONTINUE_SIZE = 2 * 1024 * 1024
 # Transfers submitted ahead of the one being collected, per worker: bounds the futures held.
 PENDING_PER_WORKER = 4
+
+# model_path in the registry is relative to the project dir; the models sync root is its models/.
+MODELS_DIR = "models/"
+# Keys shown in a refusal; the rest are counted.
+SHOW_KEYS = 10
 
 # Calls a pull may make; anything else (put/delete/copy/multipart) is a write.
 READ_CALLS = frozenset({"list_objects_v2", "get_object", "head_object", "get_paginator", "download_fileobj"})
@@ -82,20 +93,21 @@ def glob_to_regex(pattern):
     return re.compile("".join(out) + r"\Z")
 
 
-def compile_rules(rules):
+def compile_rules(rules, name="filters"):
     """Ordered rules from ``[{'include': glob} | {'exclude': glob} | '+ glob' | '- glob', ...]``.
 
-    Returns a list of ``(include: bool, anchored: bool, regex, glob)``.
+    Returns a list of ``(include: bool, anchored: bool, regex, glob)``; ``name`` is the option the
+    rules come from, named in errors.
     """
     compiled = []
     for index, rule in enumerate(rules or []):
         if isinstance(rule, str) and rule[:2] in ("+ ", "- "):
             rule = {"include" if rule[0] == "+" else "exclude": rule[2:].strip()}
         if not isinstance(rule, dict) or len(rule) != 1 or next(iter(rule)) not in ("include", "exclude"):
-            raise ModuleFailure(f"filters[{index}] must be a dict with exactly one key, include or exclude, or a string '+ GLOB' / '- GLOB'")
+            raise ModuleFailure(f"{name}[{index}] must be a dict with exactly one key, include or exclude, or a string '+ GLOB' / '- GLOB'")
         kind, glob = next(iter(rule.items()))
         if not isinstance(glob, str) or not glob.strip("/"):
-            raise ModuleFailure(f"filters[{index}].{kind} must be a non-empty glob string")
+            raise ModuleFailure(f"{name}[{index}].{kind} must be a non-empty glob string")
         anchored = "/" in glob.strip("/")
         compiled.append((kind == "include", anchored, glob_to_regex(glob.strip("/")), glob))
     return compiled
@@ -364,6 +376,42 @@ def check_cap(items, cap, where):
     return deletes
 
 
+# --- immutable versions and the model registry -------------------------------------------------
+
+def immutable_violations(items, rules):
+    """Planned items of a push that rewrite a key the ``immutable`` rules select: an update (the key
+    exists with other content) or a delete. Without rules nothing is immutable."""
+    if not rules:
+        return []
+    return [entry for entry in items if entry["action"] in ("update", "delete") and selected(rules, entry["path"])]
+
+
+def name_some(names, limit=SHOW_KEYS):
+    """``a, b, c`` or ``a, b and 3 more``."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def registry_file_problems(entries, local, remote, sha_of):
+    """Registry entries whose model file is not the registered one: a local file (``local``: rels of
+    the sync root) whose SHA-256 (``sha_of(rel)``) differs from file_hash, or a file neither here
+    nor in the bucket (``remote``). ``model_path`` is relative to the project dir (``models/...``)."""
+    problems = []
+    for entry in entries:
+        rel = entry["model_path"][len(MODELS_DIR):] if entry["model_path"].startswith(MODELS_DIR) else None
+        if rel is None:
+            problems.append(f"model {entry['model_id']}: model_path {entry['model_path']} is not under {MODELS_DIR}")
+        elif rel in local:
+            sha = sha_of(rel)
+            if sha != entry["file_hash"]:
+                problems.append(f"model {entry['model_id']}: {entry['model_path']} has SHA-256 {sha}, the registry"
+                                f" says {entry['file_hash']}")
+        elif rel not in remote:
+            problems.append(f"model {entry['model_id']}: {entry['model_path']} is registered but not on this host"
+                            " and not in S3")
+    return problems
+
+
 def summarize(items, limit):
     counts = {"copy": 0, "update": 0, "delete": 0}
     planned = 0
@@ -489,9 +537,15 @@ class Sync:
         self.prefix = normalize_prefix(params.get("prefix", ""))
         self.root = os.path.abspath(params["local_dir"])
         self.rules = compile_rules(params.get("filters"))
+        self.immutable = compile_rules(params.get("immutable"), "immutable")
+        self.registry = (params.get("registry") or "").strip("/")
+        if self.registry and (unsafe_reason(self.registry) or internal_name(self.registry)):
+            raise ModuleFailure(f"registry {self.registry!r} must be a file's path relative to local_dir"
+                                " (no '.', '..' or empty components)")
         self.target = target_id(self.bucket, self.prefix, params.get("endpoint_url"))
         self.lock = threading.Lock()
         self.transferred = 0
+        self._hashes = {}
 
     @property
     def config(self):
@@ -502,8 +556,13 @@ class Sync:
     def path(self, rel):
         return os.path.join(self.root, *rel.split("/"))
 
+    def url(self, rel):
+        return f"s3://{self.bucket}/{self.prefix}{rel}"
+
     def hasher(self, rel):
-        return file_hashes(self.path(rel))
+        if rel not in self._hashes:
+            self._hashes[rel] = file_hashes(self.path(rel))
+        return self._hashes[rel]
 
     def head_sha(self, rel):
         head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + rel)
@@ -531,6 +590,8 @@ class Sync:
                 items, refreshed = plan_pull(remote, local, records, self.rules, self.p.get("delete", False),
                                              self.hasher)
                 where = "local"
+            if direction == "push":
+                items = self.check_push(items, local, remote, records, refreshed)
             deletes = check_cap(items, self.p.get("max_deletes", 0), where)
             if deletes and not self.p.get("delete", False):
                 raise ModuleFailure("internal error: deletes planned without delete=true")
@@ -543,7 +604,12 @@ class Sync:
                     except FileNotFoundError:
                         pass
                 records.update(refreshed)
-                self.execute(pool, items, local, remote, state, records)
+                # The registry goes up after the files it names, and only when they all went up.
+                last = [e for e in items if direction == "push" and e["path"] == self.registry
+                        and e["action"] != "delete"]
+                self.execute(pool, [e for e in items if e not in last], local, remote, state, records)
+                if last:
+                    self.execute(pool, last, local, remote, state, records)
                 records = {rel: rec for rel, rec in records.items()
                            if rel in remote or os.path.isfile(self.path(rel))}
                 if direction == "pull":
@@ -557,6 +623,104 @@ class Sync:
                       bytes_transferred=0 if check_mode else self.transferred,
                       seconds=round(time.monotonic() - started, 3), plan=items)
         return result
+
+    # --- refusals of a push, before any transfer (check mode too) ----------------------------------
+
+    def check_push(self, items, local, remote, records, refreshed):
+        """The plan, minus immutable keys proven to hold the local content already; ModuleFailure
+        when it rewrites an immutable key, or when the registry rewrites a published version or
+        names a file that is not the registered one."""
+        same = self.same_content(immutable_violations(items, self.immutable), local)
+        refreshed.update(same)
+        items = [entry for entry in items if entry["path"] not in same]
+        rewrites = immutable_violations(items, self.immutable)
+        if rewrites:
+            first = rewrites[0]["path"]
+            keys = [f"{self.url(e['path'])} ({e['action']}: {e['reason']})" for e in rewrites]
+            raise ModuleFailure(
+                f"refusing to push to s3://{self.bucket}/{self.prefix}: {len(rewrites)} immutable key(s) would be"
+                f" overwritten with other content or deleted: {name_some(keys)}. Fix: a model version is immutable:"
+                " register the retrained model as a new version (new model_id and model_path) instead of"
+                f" overwriting {self.path(first)}; to discard a local change restore the file from S3"
+                f" (aws s3 cp {self.url(first)} {self.path(first)})")
+        if self.registry:
+            self.check_registry(items, local, remote, {**records, **refreshed})
+        return items
+
+    def same_content(self, rewrites, local):
+        """Records of the planned updates whose object holds the local content after all: objects
+        with a multipart ETag and no crpbot-sha256 (uploaded by another tool), hashed from S3."""
+        found = {}
+        for entry in rewrites:
+            rel = entry["path"]
+            if entry["action"] != "update" or entry["reason"] != "content differs":
+                continue
+            head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + rel)
+            etag = strip_etag(head.get("ETag"))
+            if simple_md5_etag(etag) or stored_sha(head):
+                continue  # the plan compared the MD5 or the stored SHA-256: the content differs
+            sha = hashlib.sha256()
+            for block in self.client.get_object(Bucket=self.bucket, Key=self.prefix + rel,
+                                                IfMatch=f'"{etag}"')["Body"].iter_chunks(1024 * 1024):
+                sha.update(block)
+            if sha.hexdigest() == self.hasher(rel)[0]:
+                size, mtime_ns = local[rel]
+                found[rel] = {"size": size, "mtime_ns": mtime_ns, "etag": etag, "sha256": sha.hexdigest()}
+        return found
+
+    def local_sha(self, rel, local, records):
+        rec = records.get(rel)
+        size, mtime_ns = local[rel]
+        if rec and rec.get("sha256") and rec.get("size") == size and rec.get("mtime_ns") == mtime_ns:
+            return rec["sha256"]
+        return self.hasher(rel)[0]
+
+    def read_registry(self, rel, local, remote):
+        """``(local entries or None, published entries or None)``; ModuleFailure when one does not parse."""
+        entries = published = None
+        if rel in local:
+            with open(self.path(rel), "rb") as handle:
+                text = handle.read()
+            try:
+                entries = parse_registry(text, self.path(rel))
+            except ModelError as exc:
+                raise ModuleFailure(f"refusing to push to s3://{self.bucket}/{self.prefix}: {exc}") from None
+        if rel in remote:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + rel)["Body"].read()
+            try:
+                published = parse_registry(body, f"the published registry {self.url(rel)}")
+            except ModelError as exc:
+                reason = str(exc).rpartition(" Fix: ")[0] or str(exc)
+                raise ModuleFailure(
+                    f"refusing to push to s3://{self.bucket}/{self.prefix}: {reason}. Fix: restore the last good"
+                    f" version of {self.url(rel)} in the bucket (S3 object versions or a backup), then push"
+                    " again; the push will not replace a registry whose published versions it cannot read")
+        return entries, published
+
+    def check_registry(self, items, local, remote, records):
+        rel = self.registry
+        planned = any(entry["path"] == rel for entry in items)
+        if rel not in local and not planned:
+            return
+        entries, published = self.read_registry(rel, local, remote if planned else {})
+        if planned and published is not None:
+            conflicts = registry_conflicts(published, entries or [])
+            if conflicts:
+                raise ModuleFailure(
+                    f"refusing to push {self.path(rel)} over {self.url(rel)}: {name_some(conflicts)}. Fix: a model"
+                    " version is immutable: register the retrained model as a new version (new model_id and"
+                    " model_path) and keep every published entry as it is (only promoted and deployed_at may"
+                    f" change); to discard a local change restore the registry from S3 (aws s3 cp {self.url(rel)}"
+                    f" {self.path(rel)})")
+        problems = registry_file_problems(entries or [], local, remote,
+                                          lambda path: self.local_sha(path, local, records))
+        if problems:
+            raise ModuleFailure(
+                f"refusing to push to s3://{self.bucket}/{self.prefix}: the registry {self.path(rel)} names model"
+                f" files that are not the registered ones: {name_some(problems)}. Fix: restore a changed file of a"
+                " published version from S3 (a model version is immutable), register a retrained model as a new"
+                " version (new model_id and model_path) with the file's SHA-256 as file_hash, or remove the entry"
+                " of a model that is on no host and not in S3")
 
     def execute(self, pool, items, local, remote, state, records):
         direction = self.p["direction"]

@@ -44,6 +44,20 @@ description:
     B(Push deletes) keys under the prefix that have no local file only with O(delete=true), never keys
     the filters leave out, and fails when more than O(max_deletes) would go.
   - >-
+    B(Immutable keys.) On a push, O(immutable) rules (same syntax and first-match semantics as
+    O(filters)) select keys that are written once: when the plan would overwrite one with other content
+    or delete it, the module fails before any transfer (in check mode too), naming every such key. A key
+    that already holds the local content is no rewrite (an object with a multipart ETag and no
+    C(crpbot-sha256), e.g. uploaded by another tool, is hashed from S3 to find out).
+  - >-
+    B(The model registry.) With O(registry) set, a push reads that file (relative to O(local_dir)) as the
+    model registry (C(models/registry.json)). When the push would replace or delete the bucket's copy,
+    both are parsed and the push fails before any transfer when either does not parse or when the local
+    one would change or drop a published version (any field but C(promoted) and C(deployed_at)). It
+    also fails when a registered model's file is in O(local_dir) with a SHA-256 other than its
+    C(file_hash), or is neither in O(local_dir) nor in the bucket. The registry is uploaded after every
+    other file, and only when they all went up.
+  - >-
     B(Atomic downloads.) Each object is written to a C(.crpbot-s3-tmp-*) file in its target dir, its
     size, MD5 (single-part ETag) and C(crpbot-sha256) are verified, its mtime set to the object's, and
     it is renamed over the final name. Temp files left by an interrupted run are removed and never
@@ -77,6 +91,22 @@ options:
     type: list
     elements: raw
     default: []
+  immutable:
+    description:
+      - >-
+        Push only. Ordered include/exclude glob rules, as O(filters), selecting the keys a push must
+        never overwrite with other content or delete (e.g. C(["- registry.json"]): every model file is
+        write-once, the registry is not). Empty: nothing is immutable. Ignored by a pull.
+    type: list
+    elements: raw
+    default: []
+  registry:
+    description:
+      - >-
+        Push only. Path of the model registry relative to O(local_dir) (C(registry.json) when
+        O(local_dir) is the project's C(models/)); empty: no registry checks. See the description.
+    type: str
+    default: ""
   delete:
     description: Delete files (pull, local) or keys (push, under the prefix) that the other side lacks.
     type: bool
@@ -131,6 +161,18 @@ EXAMPLES = r"""
     bucket: crpbot-market-data-dev
     prefix: models
     local_dir: /root/crpbot/models
+  vars:
+    ansible_python_interpreter: /root/crpbot/.venv/bin/python
+
+- name: Push the builder's models as immutable versions, checking the registry
+  crpbot_s3_transfer:
+    direction: push
+    bucket: crpbot-market-data-dev
+    prefix: models
+    local_dir: /root/crpbot/models
+    filters: ["- promoted/**", "- .crpbot-promotion/**", "- unapproved/**"]
+    immutable: ["- registry.json"]
+    registry: registry.json
   vars:
     ansible_python_interpreter: /root/crpbot/.venv/bin/python
 
@@ -245,6 +287,8 @@ def main():
             prefix=dict(type="str", default=""),
             local_dir=dict(type="path", required=True),
             filters=dict(type="list", elements="raw", default=[]),
+            immutable=dict(type="list", elements="raw", default=[]),
+            registry=dict(type="str", default=""),
             delete=dict(type="bool", default=False),
             max_deletes=dict(type="int", default=0),
             workers=dict(type="int", default=16),

@@ -166,6 +166,23 @@ def test_a_registry_that_does_not_parse_is_refused_by_name(published):
     assert promote(published).returncode == 0  # the next pull takes the good registry again
 
 
+def test_a_published_version_is_never_overwritten_by_a_retrain(published):
+    key, rel = "models/lstm/BTC-USD/v4/model.pt", "crpbot/models/lstm/BTC-USD/v4/model.pt"
+    client = s3(published)
+    before = client.get_object(Bucket=testbed.BUCKET, Key=key)["Body"].read()
+    on_host(published, BUILDER, f"cp -p {rel} /tmp/v4.pt && cp -p crpbot/models/registry.json /tmp/registry.json")
+    try:
+        train(published, "lstm", "BTC-USD", "v4", 0.74, 0.02, seed=7)  # same id and size, other content
+        proc = sandbox_models.playbook(published, "playbooks/sync_s3.yml", "--limit", BUILDER, "--tags", "models")
+        assert proc.returncode != 0
+        assert f"s3://{testbed.BUCKET}/{key} (update: content differs)" in out(proc), out(proc)
+        assert "register the retrained model as a new version (new model_id and model_path)" in out(proc)
+        assert client.get_object(Bucket=testbed.BUCKET, Key=key)["Body"].read() == before
+    finally:
+        on_host(published, BUILDER, f"cp -p /tmp/v4.pt {rel} && cp -p /tmp/registry.json crpbot/models/registry.json")
+    sandbox_models.publish(published)  # restored: nothing to refuse
+
+
 def test_the_whole_story(published):
     # Approve at the prompt, typing the model id, as a person does on the QC workstation.
     code, shown = at_a_terminal(["ansible-playbook", "-i", str(published["inventory"]), "playbooks/promote_model.yml",

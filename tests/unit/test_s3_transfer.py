@@ -9,6 +9,7 @@ server on a loopback port.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -319,6 +320,229 @@ def test_failed_download_leaves_no_partial_file(client, tmp_path):
     assert [p.name for p in dst.rglob("*") if p.is_file()] == [s3.STATE_NAME]
 
 
+# --- immutable versions and the model registry ---------------------------------------------------
+
+MODEL = "lstm/BTC-USD/v1/model.pt"
+WRITE_ONCE = ["- registry.json"]
+
+
+def publish(cli, root, check=False, **extra):
+    """The builder's models sync: everything but the registry is written once."""
+    options = {"prefix": "models", "immutable": WRITE_ONCE, "registry": "registry.json", **extra}
+    return sync(cli, root, "push", check, **options)
+
+
+def entry(model_id, rel, data, **extra):
+    return {"model_id": model_id, "version": "v1", "model_type": "lstm", "symbol": "BTC-USD",
+            "model_path": f"models/{rel}", "file_hash": hashlib.sha256(data).hexdigest(),
+            "metrics": {"win_rate": 0.71, "calibration_error": 0.03}, "created_at": "2026-12-01T10:00:00Z",
+            "promoted": False, "deployed_at": None, **extra}
+
+
+def write_registry(root, *entries):
+    return write_file(root, "registry.json", json.dumps({"models": list(entries)}).encode())
+
+
+def body(cli, key):
+    return cli.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+
+def test_immutable_violations_are_updates_and_deletes_the_rules_select():
+    items = [s3.item("copy", "new.pt", 1, "missing in bucket"), s3.item("update", "a/old.pt", 1, "content differs"),
+             s3.item("delete", "gone.pt", 1, "not in local dir"),
+             s3.item("update", "registry.json", 1, "size differs")]
+    rules = s3.compile_rules(WRITE_ONCE, "immutable")
+    assert [e["path"] for e in s3.immutable_violations(items, rules)] == ["a/old.pt", "gone.pt"]
+    assert s3.immutable_violations(items, []) == []
+    only_a = s3.compile_rules(["+ a/**"], "immutable")
+    assert [e["path"] for e in s3.immutable_violations(items, only_a)] == ["a/old.pt"]
+    with pytest.raises(s3.ModuleFailure, match=r"immutable\[0\]"):
+        s3.compile_rules(["registry.json"], "immutable")
+
+
+def test_push_refuses_to_overwrite_an_immutable_key_before_any_transfer(client, tmp_path):
+    src = tmp_path / "src"
+    model = write_file(src, MODEL, b"v1")
+    assert publish(client, src)["counts"]["copy"] == 1
+    model.write_bytes(b"v1 retrained")
+    write_file(src, "lstm/BTC-USD/v2/model.pt", b"v2")
+    for check in (True, False):
+        with pytest.raises(s3.ModuleFailure) as failed:
+            publish(client, src, check)
+        message = str(failed.value)
+        assert f"s3://{BUCKET}/models/{MODEL} (update: size differs)" in message
+        assert "a model version is immutable: register the retrained model as a new version (new model_id and" \
+               f" model_path) instead of overwriting {src / MODEL}" in message
+        assert "to discard a local change restore the file from S3" in message
+    assert keys(client) == [f"models/{MODEL}"] and body(client, f"models/{MODEL}") == b"v1"
+    # Without immutable rules the same push overwrites it.
+    assert sync(client, src, "push", prefix="models")["counts"] == {"copy": 1, "update": 1, "delete": 0}
+
+
+def test_immutable_key_with_the_same_content_is_no_rewrite(client, tmp_path):
+    src = tmp_path / "src"
+    model = write_file(src, MODEL, b"v1")
+    publish(client, src)
+    (src / s3.STATE_NAME).unlink()
+    os.utime(model, (1_000_000, 1_000_000))
+    assert not publish(client, src)["changed"]
+
+
+def test_push_refuses_to_delete_immutable_keys_and_names_ten_of_them(client, tmp_path):
+    src = tmp_path / "src"
+    for index in range(12):
+        client.put_object(Bucket=BUCKET, Key=f"models/old/m{index:02d}.pt", Body=b"o")
+    client.put_object(Bucket=BUCKET, Key="models/scratch.tmp", Body=b"t")
+    write_file(src, MODEL, b"v1")
+    expected = r"13 immutable key\(s\).*m09\.pt \(delete: not in local dir\) and 3 more"
+    with pytest.raises(s3.ModuleFailure, match=expected):
+        publish(client, src, delete=True, max_deletes=20)
+    assert len(keys(client)) == 13
+    # Keys the immutable rules leave out may still go.
+    result = publish(client, src, delete=True, max_deletes=20, filters=["- old/**"], immutable=["- *.tmp"])
+    assert result["counts"]["delete"] == 1 and "models/scratch.tmp" not in keys(client)
+
+
+def test_multipart_object_of_another_tool_is_hashed_from_s3(client, tmp_path):
+    src = tmp_path / "src"
+    data = os.urandom(6 * 1024 * 1024)
+    write_file(src, MODEL, data)
+    cfg = __import__("boto3.s3.transfer", fromlist=["TransferConfig"]).TransferConfig(
+        multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    client.upload_fileobj(__import__("io").BytesIO(data), BUCKET, f"models/{MODEL}", Config=cfg)
+    assert "-" in client.head_object(Bucket=BUCKET, Key=f"models/{MODEL}")["ETag"]
+    assert not publish(client, src)["changed"]
+    assert json.loads((src / s3.STATE_NAME).read_text())["targets"]  # recorded: the next run hashes nothing
+    other = bytearray(data)
+    other[0] ^= 1
+    client.upload_fileobj(__import__("io").BytesIO(bytes(other)), BUCKET, f"models/{MODEL}", Config=cfg)
+    (src / s3.STATE_NAME).unlink()
+    with pytest.raises(s3.ModuleFailure, match=f"models/{MODEL} \\(update: content differs\\)"):
+        publish(client, src)
+
+
+def test_registry_may_add_versions_and_mark_promotion_but_not_rewrite_one(client, tmp_path):
+    src = tmp_path / "src"
+    write_file(src, MODEL, b"v1")
+    first = entry("lstm_BTC-USD_v1", MODEL, b"v1")
+    write_registry(src, first)
+    assert publish(client, src)["counts"]["copy"] == 2
+    write_file(src, "lstm/BTC-USD/v2/model.pt", b"v2")
+    second = entry("lstm_BTC-USD_v2", "lstm/BTC-USD/v2/model.pt", b"v2", version="v2")
+    write_registry(src, dict(first, promoted=True, deployed_at="2026-12-02T10:00:00Z"), second)
+    assert publish(client, src)["counts"] == {"copy": 1, "update": 1, "delete": 0}
+    published = json.loads(body(client, "models/registry.json"))["models"]
+    assert [m["model_id"] for m in published] == ["lstm_BTC-USD_v1", "lstm_BTC-USD_v2"] and published[0]["promoted"]
+
+    write_registry(src, dict(first, metrics={"win_rate": 0.9}, symbol="ETH-USD"), second)
+    for check in (True, False):
+        with pytest.raises(s3.ModuleFailure) as failed:
+            publish(client, src, check)
+        message = str(failed.value)
+        assert "model lstm_BTC-USD_v1 would change its published metrics, symbol" in message
+        assert f"aws s3 cp s3://{BUCKET}/models/registry.json {src / 'registry.json'}" in message
+    write_registry(src, second)
+    with pytest.raises(s3.ModuleFailure, match="model lstm_BTC-USD_v1 is published but missing from the local"):
+        publish(client, src)
+    assert json.loads(body(client, "models/registry.json"))["models"] == published
+
+
+def test_registry_delete_drops_every_published_version(client, tmp_path):
+    src = tmp_path / "src"
+    write_file(src, MODEL, b"v1")
+    write_registry(src, entry("lstm_BTC-USD_v1", MODEL, b"v1"))
+    publish(client, src)
+    (src / "registry.json").unlink()
+    with pytest.raises(s3.ModuleFailure, match="lstm_BTC-USD_v1 is published but missing"):
+        publish(client, src, delete=True, max_deletes=1)
+    assert "models/registry.json" in keys(client)
+
+
+@pytest.mark.parametrize("published", [False, True])
+def test_a_registry_that_does_not_parse_is_refused(client, tmp_path, published):
+    src = tmp_path / "src"
+    write_file(src, MODEL, b"v1")
+    write_registry(src, entry("lstm_BTC-USD_v1", MODEL, b"v1"))
+    if published:
+        client.put_object(Bucket=BUCKET, Key="models/registry.json", Body=b'{"models": [{"model_id": "x"}]}')
+        expected = (f"the published registry s3://{BUCKET}/models/registry.json entry 'x': field version"
+                    ".*Fix: restore the last good version")
+    else:
+        write_file(src, "registry.json", b"{not json")
+        expected = f"{src / 'registry.json'} does not parse as JSON"
+    with pytest.raises(s3.ModuleFailure, match=expected):
+        publish(client, src, True)
+    assert keys(client) == (["models/registry.json"] if published else [])
+
+
+def test_registry_must_name_the_registered_files(client, tmp_path):
+    src = tmp_path / "src"
+    write_file(src, MODEL, b"v1 changed after registration")
+    registered = entry("lstm_BTC-USD_v1", MODEL, b"v1")
+    write_registry(src, registered)
+    with pytest.raises(s3.ModuleFailure) as failed:
+        publish(client, src, True)
+    actual = hashlib.sha256(b"v1 changed after registration").hexdigest()
+    assert (f"model lstm_BTC-USD_v1: models/{MODEL} has SHA-256 {actual}, the registry says"
+            f" {registered['file_hash']}") in str(failed.value)
+    assert keys(client) == []
+
+    (src / MODEL).unlink()
+    with pytest.raises(s3.ModuleFailure, match=f"model lstm_BTC-USD_v1: models/{MODEL} is registered but not on this"
+                                               " host and not in S3"):
+        publish(client, src)
+    assert keys(client) == []
+    # A registered file that is in the bucket but no longer on the builder is fine.
+    client.put_object(Bucket=BUCKET, Key=f"models/{MODEL}", Body=b"v1")
+    assert publish(client, src)["counts"]["copy"] == 1
+
+
+def test_registry_files_are_checked_from_the_state_not_rehashed(client, tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    write_file(src, MODEL, b"v1")
+    write_registry(src, entry("lstm_BTC-USD_v1", MODEL, b"v1"))
+    publish(client, src)
+    hashed = []
+    real = s3.file_hashes
+    monkeypatch.setattr(s3, "file_hashes", lambda path, *a: hashed.append(path) or real(path, *a))
+    assert not publish(client, src)["changed"] and hashed == []
+    (src / MODEL).write_bytes(b"v2")  # same size, other content: hashed, and refused (even were it not write-once)
+    with pytest.raises(s3.ModuleFailure, match="has SHA-256"):
+        publish(client, src, immutable=[])
+    assert hashed == [str(src / MODEL)]
+
+
+def test_registry_goes_up_after_the_files_it_names(client, tmp_path):
+    src = tmp_path / "src"
+    write_file(src, MODEL, b"v1")
+    write_file(src, "z/last.pt", b"z")
+    write_registry(src, entry("lstm_BTC-USD_v1", MODEL, b"v1"), entry("z", "z/last.pt", b"z"))
+
+    class Recording:
+        def __init__(self, real):
+            self.real = real
+            self.puts = []
+
+        def __getattr__(self, name):
+            attr = getattr(self.real, name)
+            if name != "put_object":
+                return attr
+
+            def put_object(**kwargs):
+                self.puts.append(kwargs["Key"])
+                return attr(**kwargs)
+            return put_object
+
+    recording = Recording(client)
+    s3.Sync(recording, params(src, "push", prefix="models", registry="registry.json", workers=1)).run(False)
+    assert recording.puts[-1] == "models/registry.json" and len(recording.puts) == 3
+
+
+def test_registry_path_must_be_relative(tmp_path):
+    with pytest.raises(s3.ModuleFailure, match="registry '../registry.json' must be a file's path relative"):
+        s3.Sync(None, params(tmp_path, "push", registry="../registry.json"))
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 def test_push_of_missing_dir_fails_naming_it(client, tmp_path):
@@ -365,6 +589,10 @@ def test_module_end_to_end(moto_endpoint, tmp_path):
     assert playbook(tmp_path, task)["changed"]
     again = playbook(tmp_path, task)
     assert not again["changed"] and again["counts"] == {"copy": 0, "update": 0, "delete": 0}
+    write_file(tmp_path / "src", "BTC-USD/a.parquet", b"c" * 50)
+    write_once = {"crpbot_s3_transfer": dict(task["crpbot_s3_transfer"], immutable=["+ BTC-USD*"])}
+    refused = playbook(tmp_path, write_once, check=True)
+    assert refused["failed"] and "s3://e2e/data/raw/BTC-USD/a.parquet (update: content differs)" in refused["msg"]
     pull = {"crpbot_s3_transfer": dict(task["crpbot_s3_transfer"], direction="pull",
                                        local_dir=str(tmp_path / "dst"), filters=[{"include": "BTC-USD*"}])}
     assert playbook(tmp_path, pull)["counts"]["copy"] == 1
@@ -399,6 +627,27 @@ def test_qc_host_given_a_push_or_other_prefix_fails_before_any_request(tmp_path,
     assert proc.returncode != 0
     assert "is a QC host" in proc.stdout and "QC never pushes or deletes in S3" in proc.stdout
     assert "Sync the" not in proc.stdout and not (tmp_path / "models").exists()
+
+
+def test_role_models_syncs_leave_the_promotion_dirs_alone_and_publish_write_once():
+    import yaml
+    # Not ``import crpbot_models``: another test puts plugins/modules (the crpbot_models module) first on sys.path.
+    from ansible.module_utils import crpbot_models
+
+    defaults = yaml.safe_load((REPO / "roles/crpbot_s3/defaults/main.yml").read_text())
+    [builder] = [item for item in defaults["crpbot_s3_builder_syncs"] if item["kind"] == "models"]
+    [qc] = [item for item in defaults["crpbot_s3_qc_syncs"] if item["kind"] == "models"]
+    assert builder["local"] == qc["local"] == "models"
+    managed = [path.split("/", 1)[1] for path in crpbot_models.MANAGED_DIRS]
+    for models_sync in (builder, qc):
+        rules = s3.compile_rules(models_sync["filters"])
+        for name in managed:
+            assert not s3.selected(rules, f"{name}/lstm_BTC-USD_latest.pt"), (models_sync["direction"], name)
+            assert not s3.selected(rules, f"{name}/deep/er.pt"), (models_sync["direction"], name)
+        assert s3.selected(rules, "lstm/BTC-USD/v1/model.pt") and s3.selected(rules, "registry.json")
+    immutable = s3.compile_rules(builder["immutable"], "immutable")
+    assert s3.selected(immutable, "lstm/BTC-USD/v1/model.pt") and not s3.selected(immutable, "registry.json")
+    assert "models/" + builder["registry"] == crpbot_models.REGISTRY_PATH
 
 
 def test_documentation_matches_the_argument_spec(monkeypatch):
