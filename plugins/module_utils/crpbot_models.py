@@ -39,6 +39,8 @@ PROMOTED_DIR = "models/promoted"
 STATE_DIR = "models/.crpbot-promotion"
 ASIDE_DIR = "models/unapproved"
 MANAGED_DIRS = (PROMOTED_DIR, STATE_DIR, ASIDE_DIR)
+# Temporary files of a copy or a registry rewrite in progress: never loaded, never synced.
+TMP_PREFIX = ".crpbot-tmp-"
 
 REQUIRED = {
     "model_id": str,
@@ -357,14 +359,14 @@ def plan_placement(project_dir: str, wanted: list[dict]) -> tuple[list[dict], li
     promoted = f"{project_dir}/{PROMOTED_DIR}"
     names = {place["name"] for place in wanted}
     strays = sorted(name for name in (os.listdir(promoted) if os.path.isdir(promoted) else [])
-                    if name not in names and not name.startswith(".crpbot-tmp-"))
+                    if name not in names and not name.startswith(TMP_PREFIX))
     return plan, strays
 
 
 def _stage(source: str, directory: str, sha: str) -> str:
     """A verified copy of ``source`` as a temporary file in ``directory`` (renamed into place by the caller)."""
     os.makedirs(directory, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=".crpbot-tmp-", dir=directory)
+    handle, temp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=directory)
     try:
         with os.fdopen(handle, "wb") as out, open(source, "rb") as src:
             shutil.copyfileobj(src, out, 1024 * 1024)
@@ -402,7 +404,7 @@ def apply_placement(project_dir: str, plan: list[dict], strays: list[str], stamp
     paths the strays were moved to."""
     promoted = f"{project_dir}/{PROMOTED_DIR}"
     for name in (os.listdir(promoted) if os.path.isdir(promoted) else []):
-        if name.startswith(".crpbot-tmp-"):  # left by an interrupted run: never loaded, never kept
+        if name.startswith(TMP_PREFIX):  # left by an interrupted run: never loaded, never kept
             os.unlink(f"{promoted}/{name}")
     for place in plan:
         target = f"{promoted}/{place['name']}"
@@ -441,7 +443,7 @@ def mark_registry(project_dir: str, wanted: list[dict]) -> bool:
             changed = True
     if changed:
         data = (json.dumps(doc, indent=2) + "\n").encode()
-        handle, temp = tempfile.mkstemp(prefix=".crpbot-tmp-", dir=os.path.dirname(path))
+        handle, temp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=os.path.dirname(path))
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()

@@ -645,6 +645,8 @@ def test_role_models_syncs_leave_the_promotion_dirs_alone_and_publish_write_once
             assert not s3.selected(rules, f"{name}/lstm_BTC-USD_latest.pt"), (models_sync["direction"], name)
             assert not s3.selected(rules, f"{name}/deep/er.pt"), (models_sync["direction"], name)
         assert s3.selected(rules, "lstm/BTC-USD/v1/model.pt") and s3.selected(rules, "registry.json")
+        for temp in (f"{crpbot_models.TMP_PREFIX}x1", f"promoted/{crpbot_models.TMP_PREFIX}x2"):
+            assert not s3.selected(rules, temp), (models_sync["direction"], temp)
     immutable = s3.compile_rules(builder["immutable"], "immutable")
     assert s3.selected(immutable, "lstm/BTC-USD/v1/model.pt") and not s3.selected(immutable, "registry.json")
     assert "models/" + builder["registry"] == crpbot_models.REGISTRY_PATH
