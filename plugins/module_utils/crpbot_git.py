@@ -144,3 +144,38 @@ def decide(
         "blocked": False,
         "reason": f"fast-forwarded from {head[:12]} to {remote_head[:12]}",
     }
+
+
+def with_block(text: str, block: str, entries: list[str], marker: str = "crpbot-ansible") -> tuple[str, list[str]]:
+    """(``text`` (a .gitignore) with its managed block ``block`` holding the ``entries`` the person has
+    not already written outside it, in order, each once: replaced in place, appended at the end when
+    new (after a newline the last line lacked), removed when no entry is missing. Unchanged lines give
+    ``text`` back exactly. Lines outside the block are never touched; the block's entries)."""
+    begin, end = f"# BEGIN {marker} {block}", f"# END {marker} {block}"
+    lines = text.splitlines()
+    # The block is an END and the nearest BEGIN before it; a BEGIN without its END is not a block of
+    # ours: it stays the person's.
+    start = stop = None
+    for index, line in enumerate(lines):
+        if line == begin:
+            start = index
+        elif line == end and start is not None:
+            stop = index
+            break
+    if stop is None:
+        start = None
+    outside = lines if start is None else lines[:start] + lines[stop + 1:]
+    written = {line.strip() for line in outside}
+    missing = [entry for entry in dict.fromkeys(entries) if entry not in written]
+    new = list(lines)
+    if missing:
+        managed = [begin, *missing, end]
+        if start is None:
+            new += managed
+        else:
+            new[start:stop + 1] = managed
+    elif start is not None:
+        del new[start:stop + 1]
+    if new == lines:
+        return text, missing
+    return ("\n".join(new) + "\n" if new else ""), missing

@@ -88,8 +88,7 @@ options:
   managed_gitignore_marker:
     description:
       - Marker of this project's own blocks in C(.gitignore), C(# BEGIN <marker>[ NAME]) to
-        C(# END <marker>[ NAME]) with the same NAME, as written by ansible.builtin.blockinfile with
-        C(marker="# {mark} <marker> NAME").
+        C(# END <marker>[ NAME]) with the same NAME, as the crpbot_gitignore module writes them.
     type: str
     default: crpbot-ansible
 notes:
