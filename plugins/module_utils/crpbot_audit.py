@@ -143,7 +143,7 @@ def aws_row(hosts):
     for host in hosts:
         name, aws = host["name"], _facts(host, "aws")
         evidence[name] = (f"region {aws.get('region') or '-'}, output {aws.get('output') or '-'}, identity "
-                          f"{aws.get('arn') or aws.get('error') or '-'}")
+                          f"{aws.get('arn') or '-'}" + (f" ({aws['error']})" if aws.get("error") else ""))
         if not aws.get("region"):
             problems.append(f"{name}: ~/.aws/config names no region")
         elif host.get("region") and aws["region"] != host["region"]:

@@ -239,7 +239,7 @@ def settings_facts(params):
     for name, value in bindings(lines):  # the last binding of a key wins; the app ignores the key's case
         values.pop(next((seen for seen in values if seen.lower() == name.lower()), name), None)
         values[name] = value
-    modes = mode_keys(values)
+    modes = set(mode_keys([name for name, _ in bindings(lines)]))  # every binding the app could read as the mode
     facts["runtime_modes"] = sorted({value or "" for name, value in bindings(lines) if name in modes})
     for name, value in values.items():
         if name.upper() == "DB_URL":
