@@ -27,7 +27,7 @@ description:
   - "B(No secret in any output or report.) The facts hold only keyed hashes of secrets (HMAC-SHA256 with
     O(hmac_key), new per run); the rows say that a secret differs, never a value or a hash."
   - With O(report_dir), writes C(audit-<UTC time>.md) and C(.json) there (mode 0644, atomically), also in
-    check mode: they are the controller's record of the audit, not a change to a host.
+    check mode, because they are the controller's record of the audit, not a change to a host.
 options:
   results:
     description: Name of the variable every host registered C(crpbot_audit_facts)' result in.
