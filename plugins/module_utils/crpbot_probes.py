@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import stat
 
 from ansible.module_utils.crpbot_git import gitignore_is_ours, parse_status
 from ansible.module_utils.crpbot_venv import VenvError, run_script
 
 MARKER = "crpbot-ansible"
+_USERINFO = re.compile(r"(?<=://)[^/@\s']+@")
+
+
+def without_userinfo(text):
+    """``text`` with the user:token@ part of every URL in it removed (a remote URL may carry a token)."""
+    return _USERINFO.sub("", text) if text else text
 
 
 # --- git ---------------------------------------------------------------------------------------------
@@ -64,11 +71,11 @@ def repo_facts(module, project, branch, remote):
     facts["checkout"] = True
     facts["branch"] = head_branch.strip() or "(detached HEAD)"
     facts["head"] = git(module, project, "rev-parse", "HEAD")[1].strip() or None
-    facts["remote_url"] = git(module, project, "remote", "get-url", remote)[1].strip() or None
+    facts["remote_url"] = without_userinfo(git(module, project, "remote", "get-url", remote)[1].strip()) or None
     facts["local_changes"] = local_changes(module, project)
     rc, listing, err = git(module, project, "ls-remote", remote, f"refs/heads/{branch}")
     if rc != 0 or not listing.split():
-        facts["remote_error"] = f"cannot read {remote}/{branch}: {err or 'no such branch'}"
+        facts["remote_error"] = f"cannot read {remote}/{branch}: {without_userinfo(err) or 'no such branch'}"
         return facts
     remote_head = listing.split()[0]
     facts["remote_head"] = remote_head
@@ -290,4 +297,4 @@ def venv_probe(module, project, parts, request):
 
 
 __all__ = ["MARKER", "VENV_PROBE", "VenvError", "file_owner_mode", "git", "local_changes", "repo_facts",
-           "secret_files", "venv_probe", "venv_python_version", "venv_state"]
+           "secret_files", "venv_probe", "venv_python_version", "venv_state", "without_userinfo"]

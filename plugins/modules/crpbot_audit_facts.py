@@ -137,7 +137,7 @@ from ansible.module_utils.crpbot_policy import mode_keys
 from ansible.module_utils.crpbot_probes import VenvError, git, repo_facts, venv_probe, venv_python_version, venv_state
 from ansible.module_utils.crpbot_s3 import file_hashes, load_state, normalize_prefix, plan_push, target_id, walk_local
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 IDE_DIRS = (".vscode", ".idea", ".cursor", ".amazon-q", ".amazonq")
 # /home/<user> or /root as a path (not /rooted, not /home alone).
@@ -210,9 +210,13 @@ def db_url_facts(url, key):
     scheme = parts.scheme
     if scheme.startswith("sqlite"):
         return {"scheme": scheme, "path": parts.path[1:] if parts.path.startswith("/") else parts.path}
-    return {"scheme": scheme, "user": parts.username, "host": parts.hostname, "port": port,
-            "database": parts.path.lstrip("/"), "query": parts.query,
-            "password": keyed(key, parts.password) if parts.password else None}
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    password = unquote(parts.password) if parts.password else next(
+        (value for name, value in query if name == "password"), None)
+    return {"scheme": scheme, "user": unquote(parts.username) if parts.username else None, "host": parts.hostname,
+            "port": port, "database": parts.path.lstrip("/"),
+            "query": "&".join(f"{name}={value}" for name, value in query if name != "password"),
+            "password": keyed(key, password) if password else None}
 
 
 def settings_facts(params):

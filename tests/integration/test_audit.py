@@ -154,3 +154,22 @@ def test_a_secret_that_differs_is_named_never_shown(converged, tmp_path):
     texts = [out] + [path.read_text() for path in tmp_path.glob("audit-*")]
     secrets = testbed.secret_values(testbed.sandbox_secrets())
     assert [secret[:4] for secret in secrets for text in texts if secret in text] == []
+
+
+def test_a_qc_host_holding_the_builders_key_is_named(converged, tmp_path):
+    """The sandbox vault has a QC key of its own (vault_crpbot_aws_keys_by_role): the builder's key on the QC host
+    is a conflict, named by whose key it is, never shown."""
+    builder_credentials = on_host(converged, BUILDER, "cat ~/.aws/credentials")
+    on_host(converged, QC, "cp -p ~/.aws/credentials /tmp/credentials")
+    run(testbed.ssh_argv(converged["state"], QC) + ["cat > ~/.aws/credentials"], input=builder_credentials, check=True)
+    try:
+        proc = audit(converged, tmp_path)
+    finally:
+        on_host(converged, QC, "cp -p /tmp/credentials ~/.aws/credentials")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    table = rows(out)
+    assert table["AWS configuration"][0] == "⚠️" and "user/crpbot-builder" in table["AWS configuration"][1]
+    assert "sandbox-qc: holds the key of sandbox-builder, not the key its role (qc) should use (not shown)" in out
+    secrets = testbed.secret_values(testbed.sandbox_secrets())
+    assert [secret[:4] for secret in secrets if secret in out] == []

@@ -339,3 +339,14 @@ def test_a_local_commit_is_ahead_and_counted(checkout):
 def test_the_key_a_role_should_hold(role, by_role, shared, want):
     assert action.expected_key_id(role, by_role, shared) == want
     assert action.keyed(KEY, "AKQC") == facts_module.keyed(KEY, "AKQC")
+
+
+def test_db_url_and_remote_url_lose_their_secrets():
+    from ansible.module_utils.crpbot_probes import without_userinfo
+
+    url = facts_module.db_url_facts("postgresql://u:p%40ss@db:5432/crpbot?sslmode=require&password=qs", KEY)
+    assert url["password"] == facts_module.keyed(KEY, "p@ss") and url["query"] == "sslmode=require"
+    only_query = facts_module.db_url_facts("postgresql://u@db/crpbot?password=qs", KEY)
+    assert only_query["password"] == facts_module.keyed(KEY, "qs") and only_query["query"] == ""
+    assert without_userinfo("fatal: unable to access 'https://bob:ghp_token@github.com/x.git/'") == \
+        "fatal: unable to access 'https://github.com/x.git/'"
