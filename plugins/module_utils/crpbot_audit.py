@@ -379,22 +379,19 @@ def unreachable(hosts):
 
 
 def compare(hosts: list[dict], branch: str = "main", approved: list[dict] | None = None) -> list[dict]:
-    """The summary table: one row per area (AREAS order). A host that could not be read makes every row a
-    conflict (its evidence says why)."""
-    rows = [path_references(hosts), git_row(hosts, branch), python_row(hosts), aws_row(hosts), ide_row(hosts),
-            settings_row(hosts), database_row(hosts), models_row(hosts, approved), data_row(hosts), logs_row(hosts),
-            amazon_q_row(hosts), runtime_row(hosts)]
+    """The summary table: one row per area (AREAS order). The hosts that were read are compared with each
+    other; a host that could not be read makes every row a conflict (its evidence says so, the problem why)."""
+    read = [host for host in hosts if not host.get("error")]
+    rows = [path_references(read), git_row(read, branch), python_row(read), aws_row(read), ide_row(read),
+            settings_row(read), database_row(read), models_row(read, approved), data_row(read), logs_row(read),
+            amazon_q_row(read), runtime_row(read)]
     missing = unreachable(hosts)
-    if missing:
-        for row in rows:
-            for host in hosts:
-                if host.get("error"):
-                    row["evidence"][host["name"]] = f"not read: {host['error']}"
-            row["problems"] = missing + [problem for problem in row["problems"]
-                                         if not any(problem.startswith(f"{h['name']}:") for h in hosts if h.get("error"))]
-            row["status"] = CONFLICT
-            if row["fix"] == "none":
-                row["fix"] = "make the host reachable and run the audit again"
+    for row in rows if missing else ():
+        row["evidence"] = {host["name"]: row["evidence"].get(host["name"]) or "not read" for host in hosts}
+        row["fix"] = ("make the host reachable (or fix what the message names) and run the audit again"
+                      + ("; " + row["fix"] if row["problems"] else ""))
+        row["problems"] = missing + row["problems"]
+        row["status"] = CONFLICT
     return rows
 
 
