@@ -116,8 +116,8 @@ options:
         V(files) the modes and owners of the secret files, V(models) the promoted models.
     type: list
     elements: str
-    choices: [repo, venv, app, files]
-    default: [repo, venv, app, files]
+    choices: [repo, venv, app, files, models]
+    default: [repo, venv, app, files, models]
 author:
   - crpbot-ansible contributors
 """
@@ -157,181 +157,43 @@ failed_checks:
 """
 
 import os
-import pwd
-import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.crpbot_git import gitignore_is_ours, parse_status
 from ansible.module_utils.crpbot_models import promoted_files, verify_files
-from ansible.module_utils.crpbot_venv import VenvError, run_script
-
-MARKER = "crpbot-ansible"
-
-# Runs with the project's venv python; reads its request on stdin and prints one JSON object.
-# Secrets stay in this process: DB_URL and the AWS keys are read from the host's own files.
-VENV_PROBE = r"""
-import json, sys
-req = json.load(sys.stdin)
-out = {}
-try:
-    from dotenv import dotenv_values
-    env = dotenv_values(req["env_path"])
-    out["env"] = {"ok": True, "runtime_mode": env.get("RUNTIME_MODE"), "keys": len(env),
-                  "has_db_url": bool(env.get("DB_URL"))}
-except Exception as exc:
-    env = {}
-    out["env"] = {"ok": False, "why": type(exc).__name__ + ": " + str(exc).splitlines()[0][:200]}
-
-def scrub(text, secret):
-    text = str(text).splitlines()[0][:300] if str(text) else ""
-    if secret:
-        from urllib.parse import quote
-        for form in {secret, quote(secret, safe="")}:
-            text = text.replace(form, "********")
-    return text
-
-db_url = env.get("DB_URL") or ""
-
-
-def select_one(url):
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-    url = make_url(url)
-    postgres = url.drivername.startswith("postgresql")
-    engine = create_engine(url, connect_args={"connect_timeout": 10} if postgres else {})
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1")).scalar_one()
-    finally:
-        engine.dispose()
-
-
-try:
-    from sqlalchemy.engine import make_url
-    if not db_url:
-        raise ValueError("DB_URL is not set in .env")
-    url = make_url(db_url)
-    select_one(db_url)
-    out["db"] = {"ok": True, "why": "SELECT 1 on " + url.render_as_string(hide_password=True)}
-except Exception as exc:
-    pw = None
-    try:
-        pw = make_url(db_url).password if db_url else None
-    except Exception:
-        pass
-    out["db"] = {"ok": False, "why": type(exc).__name__ + ": " + scrub(exc, pw)}
-
-password = None
-try:
-    from sqlalchemy.engine import make_url
-    with open(req["db_password_path"], encoding="utf-8") as handle:
-        password = handle.read().rstrip("\n")
-    if not db_url.startswith("postgresql"):
-        out["db_password"] = {"ok": True, "why": "not used (DB_URL is not PostgreSQL)"}
-    else:
-        select_one(make_url(db_url).set(password=password))
-        out["db_password"] = {"ok": True, "why": "SELECT 1 with the password in .db_password"}
-except Exception as exc:
-    out["db_password"] = {"ok": False, "why": type(exc).__name__ + ": " + scrub(exc, password)}
-
-try:
-    import os
-    if req.get("aws_credentials_path"):
-        os.environ["AWS_SHARED_CREDENTIALS_FILE"] = req["aws_credentials_path"]
-    import boto3
-    from botocore.config import Config
-    session = boto3.session.Session(profile_name=req["profile"], region_name=req["region"])
-    kw = {"endpoint_url": req["endpoint_url"]} if req["endpoint_url"] else {}
-    cfg = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10, read_timeout=20,
-                 s3={"addressing_style": "path"} if req["endpoint_url"] else None)
-    ident = session.client("sts", config=cfg, **kw).get_caller_identity()
-    arn = ident.get("Arn", "")
-    want = req.get("aws_user")
-    if want and not arn.endswith(":user/" + want):
-        out["sts"] = {"ok": False, "why": "signed in as " + arn + ", not as IAM user " + want}
-    else:
-        out["sts"] = {"ok": True, "why": arn}
-    try:
-        session.client("s3", config=cfg, **kw).list_objects_v2(Bucket=req["bucket"], MaxKeys=1)
-        out["bucket"] = {"ok": True, "why": "s3://" + req["bucket"] + "/ is listable"}
-    except Exception as exc:
-        out["bucket"] = {"ok": False, "why": type(exc).__name__ + ": " + str(exc).splitlines()[0][:200]}
-except Exception as exc:
-    why = type(exc).__name__ + ": " + str(exc).splitlines()[0][:200]
-    out["sts"] = {"ok": False, "why": why}
-    out.setdefault("bucket", {"ok": False, "why": "not checked: " + why})
-print(json.dumps(out))
-"""
+from ansible.module_utils.crpbot_probes import (
+    VenvError, file_owner_mode, repo_facts, secret_files, venv_probe, venv_state,
+)
 
 
 def row(check, ok, why):
     return {"check": check, "ok": bool(ok), "why": why}
 
 
-def git(module, project, *args):
-    rc, out, err = module.run_command(
-        ["git", "--no-optional-locks", "-C", project, *args], environ_update={"GIT_TERMINAL_PROMPT": "0"}
-    )
-    return rc, out, err.strip()
-
-
 def repo_checks(module, project, branch, remote):
-    rc, head_branch, err = git(module, project, "symbolic-ref", "--short", "-q", "HEAD")
-    if rc != 0 and not os.path.isdir(os.path.join(project, ".git")):
+    facts = repo_facts(module, project, branch, remote)
+    if not facts["checkout"]:
         why = f"{project} is not a git checkout"
         return [row(f"repo on {branch}", False, why), row("repo is current", False, why)]
-    head_branch = head_branch.strip() or "(detached HEAD)"
-    rows = [row(f"repo on {branch}", head_branch == branch, f"on {head_branch}")]
-    rc, head, _ = git(module, project, "rev-parse", "HEAD")
-    rc2, listing, err2 = git(module, project, "ls-remote", remote, f"refs/heads/{branch}")
-    local = local_changes(module, project)
+    rows = [row(f"repo on {branch}", facts["branch"] == branch, f"on {facts['branch']}")]
+    local = facts["local_changes"]
     changes = f"; local changes: {', '.join(local[:5])}" if local else "; no local changes"
-    if rc2 != 0 or not listing.split():
-        return rows + [row("repo is current", False, f"cannot read {remote}/{branch}: {err2 or 'no such branch'}")]
-    remote_head = listing.split()[0]
-    if remote_head == head.strip():
+    if facts["remote_error"]:
+        return rows + [row("repo is current", False, facts["remote_error"])]
+    remote_head = facts["remote_head"]
+    if facts["relation"] == "current":
         return rows + [row("repo is current", True, f"at {remote}/{branch} {remote_head[:10]}{changes}")]
-    known = git(module, project, "cat-file", "-e", f"{remote_head}^{{commit}}")[0] == 0
-    if known and git(module, project, "merge-base", "--is-ancestor", remote_head, "HEAD")[0] == 0:
+    if facts["relation"] == "ahead":
         why = f"ahead of {remote}/{branch} (local commits not pushed){changes}"
     else:
         why = f"behind {remote}/{branch} {remote_head[:10]}: run site.yml (or git pull){changes}"
     return rows + [row("repo is current", False, why)]
 
 
-def local_changes(module, project):
-    rc, out, _ = git(module, project, "status", "--porcelain=v1", "-z", "--untracked-files=all")
-    if rc != 0:
-        return []
-    paths = [path for _, path in parse_status(out)]
-    if ".gitignore" in paths:
-        committed = git(module, project, "show", "HEAD:.gitignore")[1]
-        try:
-            with open(os.path.join(project, ".gitignore"), encoding="utf-8") as handle:
-                current = handle.read()
-        except OSError:
-            current = ""
-        if gitignore_is_ours(current, committed, MARKER):
-            paths.remove(".gitignore")
-    return paths
-
-
 def venv_checks(module, params):
-    project = params["project_dir"]
-    python = os.path.join(project, ".venv", "bin", "python")
-    if not os.access(python, os.X_OK):
-        return [row("venv", False, f"{python} is missing: run site.yml"), row("venv in sync", False, "no venv")]
-    env = {"UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
-    if params["uv_native_tls"]:
-        env["UV_NATIVE_TLS"] = "1"
-    rc, out, err = module.run_command(
-        [params["uv"], "sync", "--locked", "--dry-run", "--python", python], cwd=project, environ_update=env
-    )
-    text = (out + err).strip()
-    if rc != 0:
-        return [row("venv", True, python), row("venv in sync", False, text.splitlines()[-1] if text else f"uv exit {rc}")]
-    in_sync = "Would make no changes" in text
-    return [row("venv", True, python), row("venv in sync", in_sync, "matches uv.lock" if in_sync else "uv sync would change it")]
+    state = venv_state(module, params["project_dir"], params["uv"], params["uv_native_tls"])
+    if not state["exists"]:
+        return [row("venv", False, state["why"]), row("venv in sync", False, "no venv")]
+    return [row("venv", True, state["python"]), row("venv in sync", state["in_sync"], state["why"])]
 
 
 PROBE_CHECKS = (".env readable", "RUNTIME_MODE", "database", ".db_password", "AWS identity", "bucket")
@@ -351,7 +213,7 @@ def probe_checks(module, params):
         "endpoint_url": params["endpoint_url"],
     }
     try:
-        result = run_script(module, project, VENV_PROBE, request)
+        result = venv_probe(module, project, ("env", "db", "aws"), request)
     except VenvError as exc:
         return [row(name, False, f"cannot run the app's libraries: {exc}") for name in PROBE_CHECKS]
     env = result["env"]
@@ -370,26 +232,14 @@ def probe_checks(module, params):
 
 def secret_file_checks(params):
     rows = []
-    home, project, owner = params["home"], params["project_dir"], params["owner"]
-    for path, want in (
-        (os.path.join(project, ".env"), 0o600),
-        (os.path.join(project, ".db_password"), 0o600),
-        (os.path.join(home, ".aws"), 0o700),
-        (os.path.join(home, ".aws", "credentials"), 0o600),
-        (os.path.join(home, ".aws", "config"), 0o600),
-    ):
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
+    for path, want in secret_files(params["home"], params["project_dir"]):
+        found = file_owner_mode(path)
+        if found is None:
             rows.append(row(f"secret file {path}", False, "missing: run site.yml or sync_credentials.yml"))
             continue
-        try:
-            user = pwd.getpwuid(st.st_uid).pw_name
-        except KeyError:
-            user = str(st.st_uid)
-        mode = stat.S_IMODE(st.st_mode)
-        ok = mode == want and user == owner
-        rows.append(row(f"secret file {path}", ok, f"{mode:04o} {user}" + ("" if ok else f"; want {want:04o} {owner}")))
+        user, mode = found
+        ok = mode == want and user == params["owner"]
+        rows.append(row(f"secret file {path}", ok, f"{mode:04o} {user}" + ("" if ok else f"; want {want:04o} {params['owner']}")))
     return rows
 
 
