@@ -56,7 +56,9 @@ CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 # The image recipe. Anything that changes the image must change this text, so the
 # cache tag (its hash) changes with it.
-IMAGE_PACKAGES = "python3,openssh-server,sudo,git,ca-certificates"
+# cron: the crontab command, where crpbot_logs installs the shipper for the host user (no cron daemon runs
+# in the sandbox: the tests run the shipper themselves).
+IMAGE_PACKAGES = "python3,openssh-server,sudo,git,ca-certificates,cron"
 IMAGE_SETUP = f"""
 set -eu
 useradd --create-home --shell /bin/bash {QC_USER}
@@ -537,6 +539,8 @@ def render_inventory(state: dict[str, Any]) -> str:
         f"  crpbot_testbed_state_dir: {_yaml_scalar(str(state_dir()))}",
         f"  crpbot_repo_url: {_yaml_scalar(state['git']['url'])}",
         f"  crpbot_s3_endpoint_url: {_yaml_scalar(state['moto']['endpoint'])}",
+        "  # The same moto server answers CloudWatch Logs (the crpbot_logs shipper and playbooks/logs.yml).",
+        f"  crpbot_logs_endpoint_url: {_yaml_scalar(state['moto']['endpoint'])}",
         "  # The sandbox's PostgreSQL has no TLS; real RDS keeps the default sslmode=require.",
         '  crpbot_env_db_sslmode: ""',
         "  # uv checks TLS with its own roots; the machine's proxy CA is only in the system store.",
