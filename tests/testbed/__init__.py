@@ -541,6 +541,8 @@ def render_inventory(state: dict[str, Any]) -> str:
         f"  crpbot_s3_endpoint_url: {_yaml_scalar(state['moto']['endpoint'])}",
         "  # The same moto server answers CloudWatch Logs (the crpbot_logs shipper and playbooks/logs.yml).",
         f"  crpbot_logs_endpoint_url: {_yaml_scalar(state['moto']['endpoint'])}",
+        "  # No cron daemon runs in the sandbox: the shipper runs only when a converge or a test runs it.",
+        "  crpbot_preflight_logs_max_age: 0",
         "  # The sandbox's PostgreSQL has no TLS; real RDS keeps the default sslmode=require.",
         '  crpbot_env_db_sslmode: ""',
         "  # uv checks TLS with its own roots; the machine's proxy CA is only in the system store.",

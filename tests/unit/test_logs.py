@@ -533,3 +533,28 @@ def test_ship_and_read_back_through_moto(project, moto_endpoint):
     assert logs.read_events(client, [{"group": "/crpbot/none", "host": "cloud"}], 0) == []
     line = logs.format_event(errors[0])
     assert line.endswith("Z cloud logs/runtime.log | " + json.dumps({"timestamp": now, "text": "ERROR boom"}))
+
+
+# ----------------------------------------------------------------------------- the pre-flight row
+
+
+@pytest.mark.parametrize(("status", "max_age", "ok", "why"), [
+    ({"ok": True, "last_success": NOW - 42}, 900, True, "logs shipped up to 42 seconds ago"),
+    ({"ok": True, "last_success": NOW - 1000}, 900, False, "logs shipped up to 1000 seconds ago (more than 900"),
+    ({"ok": True, "last_success": NOW - 100_000}, 0, True, "logs shipped up to 100000 seconds ago"),
+    ({"ok": False, "last_success": NOW - 70, "error": "EndpointConnectionError: Could not connect"}, 900, False,
+     "the last run failed: EndpointConnectionError: Could not connect; logs shipped up to 70 seconds ago"),
+    ({"ok": False, "last_success": None, "error": "NoCredentialsError"}, 900, False,
+     "the last run failed: NoCredentialsError; logs never shipped"),
+    (None, 900, False, "no shipper status"),
+])
+def test_the_preflight_row_says_how_long_ago_logs_were_shipped(tmp_path, status, max_age, ok, why):
+    from tests.ansible_run import load_plugin
+
+    preflight = load_plugin("plugins/modules/crpbot_preflight.py")
+    path = tmp_path / "status.json"
+    if status is not None:
+        path.write_text(json.dumps(status))
+    (found,) = preflight.logs_checks({"logs_status": str(path), "logs_max_age": max_age}, now=NOW)
+    assert (found["check"], found["ok"]) == ("logs shipped", ok) and why in found["why"], found
+    assert preflight.logs_checks({"logs_status": None, "logs_max_age": 900}) == []
