@@ -76,13 +76,15 @@ def main() -> None:
         proc = subprocess.run([sys.executable, str(SHIPPER), "--config", str(WORK / "config.json")],  # noqa: S603
                               env=env, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - t0
-        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_kib, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
         if proc.returncode != 0:
             sys.exit(f"the shipper failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
         report = json.loads(proc.stdout.strip().splitlines()[-1])["report"]
         floor = max(math.ceil((payload + 26 * events) / 1_048_576), math.ceil(events / 10_000))
         print(f"shipped {report['events']:,} events in {elapsed:.1f} s: {report['events'] / elapsed:,.0f} lines/s, "
               f"{payload / elapsed / 1e6:.1f} MB/s")
+        print(f"shipper CPU {cpu:.1f} s of {elapsed:.1f} s (the rest is moto answering in this process)")
         print(f"shipper peak RSS {peak_kib / 1024:.0f} MiB (file {log.stat().st_size / 2**20:.0f} MiB)")
         # The requests include one refused put (no stream yet) before the stream is created.
         print(f"PutLogEvents requests {report['requests']} (batches {report['batches']}), floor {floor}: "
