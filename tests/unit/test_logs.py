@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import tracemalloc
+from collections import Counter
+from pathlib import Path
 
 import boto3
 import pytest
@@ -558,3 +562,61 @@ def test_the_preflight_row_says_how_long_ago_logs_were_shipped(tmp_path, status,
     (found,) = preflight.logs_checks({"logs_status": str(path), "logs_max_age": max_age}, now=NOW)
     assert (found["check"], found["ok"]) == ("logs shipped", ok) and why in found["why"], found
     assert preflight.logs_checks({"logs_status": None, "logs_max_age": 900}) == []
+
+
+KILLER = r"""
+import json, os, signal, sys
+import boto3
+sys.path.insert(0, sys.argv[1])
+import crpbot_logs
+config = json.load(open(sys.argv[2]))
+client = boto3.client("logs", endpoint_url=config["endpoint_url"], region_name="us-east-1",
+                      aws_access_key_id="testbed", aws_secret_access_key="testbed")
+put, calls = client.put_log_events, []
+
+def put_then_die(**kwargs):
+    answer = put(**kwargs)  # CloudWatch has the batch ...
+    calls.append(1)
+    if len(calls) == int(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)  # ... and the process dies before its checkpoint
+    return answer
+
+client.put_log_events = put_then_die
+sys.exit(crpbot_logs.main(["--config", sys.argv[2]], client=client))
+"""
+
+
+def test_kill_9_after_an_accepted_batch_duplicates_that_batch_only(project, moto_endpoint):
+    """A real SIGKILL (no handler, no cleanup) right after moto accepted the second batch: the next run
+    sends that batch again; every line is in the stream, the second batch twice, nothing else twice."""
+    group = f"/crpbot/kill-{time.time_ns()}"
+    now = time.time()
+    # ~4,600 events of ~200 bytes fill a 1 MiB batch: 12,000 lines make three batches.
+    lines = [json.dumps({"timestamp": now - 100 + i / 1000, "n": i, "pad": "p" * 160}) for i in range(12_000)]
+    append(project, "runtime.log", "".join(line + "\n" for line in lines))
+    path = project / "config.json"
+    path.write_text(json.dumps(config(project, log_group=group, endpoint_url=moto_endpoint, region="us-east-1")))
+    module_utils = str(Path(logs.__file__).parent)
+    killed = subprocess.run([sys.executable, "-c", KILLER, module_utils, str(path), "2"], check=False)
+    assert killed.returncode == -9
+    client = boto3.client("logs", endpoint_url=moto_endpoint, region_name="us-east-1",
+                          aws_access_key_id="testbed", aws_secret_access_key="testbed")  # noqa: S106
+    again = subprocess.run([sys.executable, "-c", KILLER, module_utils, str(path), "0"], check=False)  # no kill
+    assert again.returncode == 0
+    events = client.get_log_events(logGroupName=group, logStreamName=STREAM, startFromHead=True, limit=10_000)
+    got = [json.loads(e["message"])["n"] for e in events["events"]]
+    token = events["nextForwardToken"]
+    while True:
+        page = client.get_log_events(logGroupName=group, logStreamName=STREAM, nextToken=token, startFromHead=True)
+        if not page["events"]:
+            break
+        got += [json.loads(e["message"])["n"] for e in page["events"]]
+        token = page["nextForwardToken"]
+    # (moto returns them by timestamp, so a resent line sits beside its first copy: count them.)
+    counts = Counter(got)
+    assert set(counts) == set(range(12_000)), "a line was lost"
+    twice = sorted(n for n, c in counts.items() if c == 2)
+    assert max(counts.values()) == 2 and twice, counts.most_common(1)
+    # Exactly one batch twice: the one in flight, a contiguous run after batch 1, before batch 3.
+    assert twice == list(range(twice[0], twice[-1] + 1)) and 0 < twice[0] and twice[-1] < 11_999
+    assert 1_000 < len(twice) <= 10_000
