@@ -68,7 +68,8 @@ def main() -> None:
     endpoint = f"http://127.0.0.1:{port}"
     config = {"host": "bench", "project_dir": str(WORK / "crpbot"), "globs": ["logs/*.log"],
               "log_group": "/crpbot/bench", "retention_days": 30, "region": "us-east-1", "profile": "",
-              "endpoint_url": endpoint, "state_file": str(WORK / "state.json"), "status_file": str(WORK / "status.json")}
+              "endpoint_url": endpoint, "state_file": str(WORK / "state.json"),
+              "status_file": str(WORK / "status.json")}
     (WORK / "config.json").write_text(json.dumps(config))
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
     try:

@@ -77,7 +77,8 @@ def test_the_builders_lines_are_read_from_the_controller(converged):
     app_log(converged, BUILDER, "INFO", "builder started")
     app_log(converged, BUILDER, "ERROR", "builder order rejected")
     app_log(converged, QC, "ERROR", "qc backtest failed")
-    on_host(converged, BUILDER, "cd crpbot && printf 'ERROR from a script\\nERROR half a li' >> logs/signal_tracking.log")
+    on_host(converged, BUILDER,
+            "cd crpbot && printf 'ERROR from a script\\nERROR half a li' >> logs/signal_tracking.log")
     for host in (QC, BUILDER):
         code, status = ship(converged, host)
         assert code == 0 and status["ok"], status

@@ -9,7 +9,7 @@
 * a builder host: the same image, reached as ``root`` on another port, home ``/root``;
 * a PostgreSQL 15 server (the RDS stand-in) with the ``crpbot`` database and the
   ``crpbot_admin`` role;
-* an S3/STS/IAM API server (moto) with the bucket ``crpbot-market-data-dev``;
+* an S3/STS/IAM/CloudWatch Logs API server (moto) with the bucket ``crpbot-market-data-dev``;
 * a git daemon serving a small crpbot-like fixture repository (``tests/fixtures/crpbot``).
 
 Every port, key and temp dir it picks is written to one state file (``state.json`` in the
