@@ -610,6 +610,33 @@ def read_events(client, sources, since_ms, grep="", limit=1000, until_ms=None):
     return found[-limit:] if limit else found
 
 
+FOLLOW_LATE_MS = 60_000
+
+
+def follow(client, sources, start_ms, grep, emit, sleep, interval=5.0, rounds=None, seen=None):
+    """Emit each new event as it arrives, oldest first, until interrupted (or after ``rounds`` polls).
+
+    Each poll reads again from a minute before the newest event seen (an event can reach CloudWatch late)
+    and skips the ids already emitted; ids older than that window are forgotten, so memory stays bounded.
+    Returns how many events were emitted.
+    """
+    seen = dict(seen or {})  # event id -> timestamp
+    cursor = max(seen.values(), default=start_ms)
+    emitted = done = 0
+    while rounds is None or done < rounds:
+        sleep(interval)
+        done += 1
+        for event in read_events(client, sources, max(start_ms, cursor - FOLLOW_LATE_MS), grep, limit=0):
+            if event["id"] in seen:
+                continue
+            seen[event["id"]] = event["timestamp"]
+            cursor = max(cursor, event["timestamp"])
+            emit(format_event(event))
+            emitted += 1
+        seen = {key: stamp for key, stamp in seen.items() if stamp >= cursor - FOLLOW_LATE_MS}
+    return emitted
+
+
 def format_event(event):
     moment = datetime.datetime.fromtimestamp(event["timestamp"] / 1000, tz=datetime.timezone.utc)
     return f"{moment.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z {event['host']} {event['file']} | {event['message']}"

@@ -13,8 +13,10 @@ description:
   - Reads, with boto3, the events the C(crpbot_logs) shipper sent from each of O(sources) (a log group and
     an inventory host, whose streams are C(<host>/<file>)) since O(since), keeps those containing O(grep),
     and returns them oldest first with their host and file. Read-only, it never writes to CloudWatch.
-  - C(playbooks/logs.yml) runs it on the controller (delegated to C(localhost)) with the controller's python
-    and AWS credentials (boto3's usual chain, or O(profile)).
+  - It runs on the controller (its action plugin), with the controller's python and AWS credentials
+    (boto3's usual chain, or O(profile)), and never connects to a host. C(playbooks/logs.yml) runs it.
+  - With O(follow) it prints each new event as it arrives (polling every O(interval) seconds, reading again
+    from a minute before the newest event seen, each event once) until the run is interrupted.
 options:
   sources:
     description: Where to read, one entry per host.
@@ -54,6 +56,14 @@ options:
     description: CloudWatch Logs endpoint URL (the sandbox's moto server); empty for AWS.
     type: str
     default: ""
+  follow:
+    description: Keep printing new events until the run is interrupted (Ctrl-C).
+    type: bool
+    default: false
+  interval:
+    description: Seconds between two polls with O(follow).
+    type: float
+    default: 5.0
 author:
   - crpbot-ansible contributors
 """
@@ -102,10 +112,14 @@ def main():
             "region": {"type": "str", "required": True},
             "profile": {"type": "str", "default": ""},
             "endpoint_url": {"type": "str", "default": ""},
+            "follow": {"type": "bool", "default": False},
+            "interval": {"type": "float", "default": 5.0},
         },
         supports_check_mode=True,
     )
     params = module.params
+    if params["follow"]:
+        module.fail_json(msg="follow prints as events arrive: it runs only on the controller (the action plugin)")
     try:
         import boto3
         from botocore.config import Config

@@ -7,6 +7,7 @@ the controller shows the builder's lines, oldest first, with host and file; no s
 from __future__ import annotations
 
 import json
+import os
 import shlex
 
 import pytest
@@ -130,6 +131,39 @@ def test_an_endpoint_that_is_down_fails_no_converge_the_preflight_reports_it_and
     proc = playbook(converged, "playbooks/logs.yml", "-e", f"host={BUILDER}", "-e", "grep=endpoint was down",
                     env=READER_ENV)
     assert len(shown(proc)) == 1, out(proc)
+
+
+def test_follow_prints_new_lines_as_they_are_shipped_until_interrupted(converged):
+    import signal
+    import subprocess
+    import time
+
+    cmd = ["ansible-playbook", "-i", str(converged["inventory"]), "playbooks/logs.yml", "-e", f"host={BUILDER}",
+           "-e", "grep=followed", "-e", "follow=true"]
+    env = {**os.environ, **(converged.get("env") or {}), **READER_ENV, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, cwd=testbed.REPO, env=env, text=True,  # noqa: S603
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        seen = []
+        deadline = time.monotonic() + 120
+        os.set_blocking(proc.stdout.fileno(), False)
+        shipped = False
+        while time.monotonic() < deadline and not any("followed line" in line for line in seen):
+            chunk = proc.stdout.read() or ""
+            seen += chunk.splitlines()
+            if not shipped and any("no event yet; following" in line for line in seen):
+                app_log(converged, BUILDER, "WARNING", "followed line")
+                assert ship(converged, BUILDER)[0] == 0
+                shipped = True
+            time.sleep(0.5)
+        assert shipped, seen
+        assert any(" sandbox-builder logs/runtime_" in line and "followed line" in line for line in seen), seen
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def test_a_bad_log_group_is_refused_before_any_host_is_touched(converged):

@@ -620,3 +620,30 @@ def test_kill_9_after_an_accepted_batch_duplicates_that_batch_only(project, moto
     # Exactly one batch twice: the one in flight, a contiguous run after batch 1, before batch 3.
     assert twice == list(range(twice[0], twice[-1] + 1)) and 0 < twice[0] and twice[-1] < 11_999
     assert 1_000 < len(twice) <= 10_000
+
+
+def test_follow_prints_each_new_event_once_as_it_arrives(moto_endpoint):
+    client = boto3.client("logs", endpoint_url=moto_endpoint, region_name="us-east-1",
+                          aws_access_key_id="testbed", aws_secret_access_key="testbed")  # noqa: S106
+    group = f"/crpbot/follow-{time.time_ns()}"
+    client.create_log_group(logGroupName=group)
+    client.create_log_stream(logGroupName=group, logStreamName="cloud/logs/runtime.log")
+    now_ms = int(time.time() * 1000)
+    arriving = [[{"timestamp": now_ms - 5000, "message": "ERROR first"},
+                 {"timestamp": now_ms - 4000, "message": "INFO"}],
+                [],
+                [{"timestamp": now_ms - 4500, "message": "ERROR late, older than the newest"},
+                 {"timestamp": now_ms - 1000, "message": "ERROR third"}]]
+
+    def sleep(_seconds):
+        batch = arriving.pop(0)
+        if batch:
+            client.put_log_events(logGroupName=group, logStreamName="cloud/logs/runtime.log", logEvents=batch)
+
+    shown = []
+    count = logs.follow(client, [{"group": group, "host": "cloud"}], now_ms - 60_000, "ERROR", shown.append, sleep,
+                        rounds=3)
+    assert count == 3
+    assert [line.rsplit(" | ", 1)[1] for line in shown] == ["ERROR first", "ERROR late, older than the newest",
+                                                           "ERROR third"]
+    assert all(" cloud logs/runtime.log | " in line for line in shown)
