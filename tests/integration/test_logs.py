@@ -136,6 +136,7 @@ def test_an_endpoint_that_is_down_fails_no_converge_the_preflight_reports_it_and
 def test_follow_prints_new_lines_as_they_are_shipped_until_interrupted(converged):
     import signal
     import subprocess
+    import threading
     import time
 
     cmd = ["ansible-playbook", "-i", str(converged["inventory"]), "playbooks/logs.yml", "-e", f"host={BUILDER}",
@@ -143,15 +144,18 @@ def test_follow_prints_new_lines_as_they_are_shipped_until_interrupted(converged
     env = {**os.environ, **(converged.get("env") or {}), **READER_ENV, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, cwd=testbed.REPO, env=env, text=True,  # noqa: S603
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen: list[str] = []
+
+    def read_lines():
+        for line in proc.stdout:
+            seen.append(line)
+
+    threading.Thread(target=read_lines, daemon=True).start()
     try:
-        seen = []
         deadline = time.monotonic() + 120
-        os.set_blocking(proc.stdout.fileno(), False)
         shipped = False
-        while time.monotonic() < deadline and not any("followed line" in line for line in seen):
-            chunk = proc.stdout.read() or ""
-            seen += chunk.splitlines()
-            if not shipped and any("no event yet; following" in line for line in seen):
+        while time.monotonic() < deadline and not any("followed line" in line for line in list(seen)):
+            if not shipped and any("no event yet; following" in line for line in list(seen)):
                 app_log(converged, BUILDER, "WARNING", "followed line")
                 assert ship(converged, BUILDER)[0] == 0
                 shipped = True
