@@ -108,16 +108,27 @@ options:
         runs live). No row when unset.
     type: list
     elements: dict
+  logs_status:
+    description:
+      - The C(status.json) the C(crpbot_logs) shipper writes after each run; the B(logs shipped) row fails when
+        it is missing, when the last run failed (its error shown), or when the last successful run is older
+        than O(logs_max_age) seconds. No row when unset.
+    type: path
+  logs_max_age:
+    description: Seconds since the last successful shipper run beyond which the row fails; C(0) for no limit.
+    type: int
+    default: 900
   only:
     description:
       - Which groups of checks to run, in this order; all by default.
       - V(repo) the two repo checks, V(venv) the two venv checks, V(app) the checks run with the
         app's libraries (C(.env), RUNTIME_MODE, database, C(.db_password), AWS identity, bucket),
-        V(files) the modes and owners of the secret files, V(models) the promoted models.
+        V(files) the modes and owners of the secret files, V(models) the promoted models, V(logs) the log
+        shipper's last run.
     type: list
     elements: str
-    choices: [repo, venv, app, files, models]
-    default: [repo, venv, app, files, models]
+    choices: [repo, venv, app, files, models, logs]
+    default: [repo, venv, app, files, models, logs]
 author:
   - crpbot-ansible contributors
 """
@@ -156,7 +167,9 @@ failed_checks:
   sample: [RUNTIME_MODE]
 """
 
+import json
 import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.crpbot_models import promoted_files, verify_files
@@ -258,12 +271,33 @@ def model_checks(params):
                 else f"verified: {names}")]
 
 
+def logs_checks(params, now=None):
+    """The shipper's last run (its status.json): "logs shipped up to N seconds ago"."""
+    path = params["logs_status"]
+    if not path:
+        return []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            status = json.load(handle)
+    except (OSError, ValueError) as exc:
+        return [row("logs shipped", False, f"no shipper status ({path}: {type(exc).__name__}): run site.yml")]
+    now = time.time() if now is None else now
+    last = status.get("last_success")
+    age = f"logs shipped up to {int(now - last)} seconds ago" if last else "logs never shipped"
+    if not status.get("ok"):
+        return [row("logs shipped", False, f"the last run failed: {status.get('error', '?')}; {age}")]
+    limit = params["logs_max_age"]
+    ok = bool(last) and (not limit or now - last <= limit)
+    return [row("logs shipped", ok, age + ("" if ok else f" (more than {limit}: is the crontab entry running?)"))]
+
+
 GROUPS = {
     "repo": lambda module, params: repo_checks(module, params["project_dir"], params["branch"], params["remote"]),
     "venv": venv_checks,
     "app": probe_checks,
     "files": lambda module, params: secret_file_checks(params),
     "models": lambda module, params: model_checks(params),
+    "logs": lambda module, params: logs_checks(params),
 }
 
 
@@ -289,6 +323,8 @@ def main():
             aws_user=dict(type="str"),
             only=dict(type="list", elements="str", choices=list(GROUPS), default=list(GROUPS)),
             promoted=dict(type="list", elements="dict"),
+            logs_status=dict(type="path"),
+            logs_max_age=dict(type="int", default=900),
         ),
         supports_check_mode=True,
     )

@@ -9,7 +9,7 @@
 * a builder host: the same image, reached as ``root`` on another port, home ``/root``;
 * a PostgreSQL 15 server (the RDS stand-in) with the ``crpbot`` database and the
   ``crpbot_admin`` role;
-* an S3/STS/IAM API server (moto) with the bucket ``crpbot-market-data-dev``;
+* an S3/STS/IAM/CloudWatch Logs API server (moto) with the bucket ``crpbot-market-data-dev``;
 * a git daemon serving a small crpbot-like fixture repository (``tests/fixtures/crpbot``).
 
 Every port, key and temp dir it picks is written to one state file (``state.json`` in the
@@ -56,7 +56,9 @@ CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 # The image recipe. Anything that changes the image must change this text, so the
 # cache tag (its hash) changes with it.
-IMAGE_PACKAGES = "python3,openssh-server,sudo,git,ca-certificates"
+# cron: the crontab command, where crpbot_logs installs the shipper for the host user (no cron daemon runs
+# in the sandbox: the tests run the shipper themselves).
+IMAGE_PACKAGES = "python3,openssh-server,sudo,git,ca-certificates,cron"
 IMAGE_SETUP = f"""
 set -eu
 useradd --create-home --shell /bin/bash {QC_USER}
@@ -537,6 +539,10 @@ def render_inventory(state: dict[str, Any]) -> str:
         f"  crpbot_testbed_state_dir: {_yaml_scalar(str(state_dir()))}",
         f"  crpbot_repo_url: {_yaml_scalar(state['git']['url'])}",
         f"  crpbot_s3_endpoint_url: {_yaml_scalar(state['moto']['endpoint'])}",
+        "  # The same moto server answers CloudWatch Logs (the crpbot_logs shipper and playbooks/logs.yml).",
+        f"  crpbot_logs_endpoint_url: {_yaml_scalar(state['moto']['endpoint'])}",
+        "  # No cron daemon runs in the sandbox: the shipper runs only when a converge or a test runs it.",
+        "  crpbot_preflight_logs_max_age: 0",
         "  # The sandbox's PostgreSQL has no TLS; real RDS keeps the default sslmode=require.",
         '  crpbot_env_db_sslmode: ""',
         "  # uv checks TLS with its own roots; the machine's proxy CA is only in the system store.",

@@ -1,0 +1,1 @@
+../../../plugins/module_utils/crpbot_logs.py
