@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 import os
-import tempfile
 import time
 
 import ansible.module_utils
@@ -29,6 +28,7 @@ if _UTILS not in ansible.module_utils.__path__:
 from ansible.module_utils.crpbot_audit import (  # noqa: E402
     compare, markdown, problem_lines, report, summary, table_lines,
 )
+from ansible.module_utils.crpbot_files import write_atomically  # noqa: E402
 from ansible.module_utils.crpbot_models import ModelError, load_placements  # noqa: E402
 from ansible.module_utils.crpbot_policy import LIVE_GROUP, PolicyError, role_of  # noqa: E402
 
@@ -46,16 +46,7 @@ def expected_key_id(role: str, keys_by_role, shared) -> str | None:
 
 
 def write_atomic(path: str, text: str) -> None:
-    handle, temp = tempfile.mkstemp(prefix=".audit-", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    write_atomically(path, text.encode("utf-8"), 0o644, None, None)
 
 
 class ActionModule(ActionBase):

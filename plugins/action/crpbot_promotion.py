@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import getpass
 import os
-import tempfile
 import time
 
 import ansible.module_utils
@@ -24,6 +23,7 @@ _UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__)
 if _UTILS not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(_UTILS)
 
+from ansible.module_utils.crpbot_files import write_atomically  # noqa: E402
 from ansible.module_utils.crpbot_models import (  # noqa: E402
     ModelError, current, dump_promotions, gate_results, gates_from, load_placements, load_records,
     rollback_target, seal, slot,
@@ -68,19 +68,7 @@ def review_table(models: list[dict], records: list[dict], gates: dict) -> tuple[
 
 
 def write_records(path: str, records: list[dict]) -> None:
-    directory = os.path.dirname(path) or "."
-    handle, temp = tempfile.mkstemp(prefix=".promotions-", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(dump_promotions(records))
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    write_atomically(path, dump_promotions(records).encode("utf-8"), 0o644, None, None)
 
 
 class ActionModule(ActionBase):
