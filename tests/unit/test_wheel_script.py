@@ -1,6 +1,7 @@
 # Copyright: crpbot-ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Tests of the crpbot_wheel_script module (plugins/modules/crpbot_wheel_script.py).
+"""Tests of installing a wheel member: plugins/module_utils/crpbot_wheel.py (shared by the
+crpbot_wheel_script and crpbot_uv modules) and the crpbot_wheel_script module.
 
 The logic is called directly on wheel-like zips built in tmp_path; the module also runs once end
 to end through ansible-playbook (local connection) for its argument spec, check mode and diff.
@@ -11,18 +12,13 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from ansible.module_utils import crpbot_wheel as ws
 from tests.ansible_run import run_module_play
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "plugins" / "modules"))
-
-import crpbot_wheel_script as ws  # noqa: E402
 
 MEMBER = "uv-0.13.9.data/scripts/uv"
 BINARY = b"\x7fELF" + os.urandom(3 * ws.CHUNK + 17)
