@@ -571,6 +571,17 @@ class Sync:
     def run(self, check_mode):
         started = time.monotonic()
         direction = self.p["direction"]
+        created = False
+        if self.p.get("create") and not os.path.lexists(self.root):
+            created = True  # in check mode: would be; a push from a dir just made has nothing to send
+            if not check_mode:
+                os.makedirs(self.root, 0o755, exist_ok=True)
+        if created and check_mode and direction == "push":
+            result = summarize([], self.p.get("report_items", 20))
+            result.update(direction=direction, bucket=self.bucket, prefix=self.prefix, local_dir=self.root,
+                          changed=True, created_local_dir=True, stale_temp_files=0, bytes_transferred=0,
+                          seconds=round(time.monotonic() - started, 3), plan=[])
+            return result
         if direction == "push" and not os.path.isdir(self.root):
             raise ModuleFailure(f"local_dir {self.root} does not exist or is not a directory; nothing to push")
         if direction == "pull" and os.path.exists(self.root) and not os.path.isdir(self.root):
@@ -619,7 +630,7 @@ class Sync:
                     save_state(self.root, state, self.target, records)
         result = summarize(items, self.p.get("report_items", 20))
         result.update(direction=direction, bucket=self.bucket, prefix=self.prefix, local_dir=self.root,
-                      changed=bool(items), stale_temp_files=len(stale) if check_mode else removed,
+                      changed=bool(items) or created, created_local_dir=created, stale_temp_files=len(stale) if check_mode else removed,
                       bytes_transferred=0 if check_mode else self.transferred,
                       seconds=round(time.monotonic() - started, 3), plan=items)
         return result

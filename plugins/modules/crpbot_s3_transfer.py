@@ -80,9 +80,16 @@ options:
     type: str
     default: ""
   local_dir:
-    description: Local sync root. Must exist for a push; created for a pull.
+    description: Local sync root. Must exist for a push (see O(create)); created for a pull.
     type: path
     required: true
+  create:
+    description:
+      - Create O(local_dir) (mode C(0755)) when it does not exist, for a push as well as a pull; that alone makes
+        the result changed. A push from a directory just made has nothing to send (in check mode, nothing is
+        created and nothing is asked of S3 for it).
+    type: bool
+    default: false
   filters:
     description:
       - >-
@@ -209,6 +216,11 @@ items:
   returned: always
   type: list
   elements: dict
+created_local_dir:
+  description: Whether O(local_dir) was (in check mode, would be) created, see O(create).
+  returned: success
+  type: bool
+  sample: false
 stale_temp_files:
   description: Temp files of an interrupted run that were removed (or would be, in check mode).
   returned: always
@@ -298,6 +310,7 @@ def main():
             region=dict(type="str", default=""),
             endpoint_url=dict(type="str", default=""),
             path_style=dict(type="bool", default=False),
+            create=dict(type="bool", default=False),
             report_items=dict(type="int", default=20),
         ),
         supports_check_mode=True,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -207,6 +208,30 @@ def test_check_mode_plans_everything_and_writes_nothing(client, tmp_path):
     assert planned["changed"] and planned["plan"][0] == {
         "action": "copy", "path": "a.parquet", "bytes": 3, "reason": "missing locally"}
     assert not dst.exists()
+
+
+def test_create_makes_a_missing_dir_for_either_direction_and_reports_it(client, tmp_path):
+    push_dir, pull_dir = tmp_path / "models", tmp_path / "raw"
+    with pytest.raises(s3.ModuleFailure, match="does not exist or is not a directory; nothing to push"):
+        sync(client, push_dir, "push")
+    planned = sync(client, push_dir, "push", check=True, create=True)
+    assert planned["changed"] and planned["created_local_dir"] and planned["plan"] == []
+    assert not push_dir.exists()
+    made = sync(client, push_dir, "push", create=True)
+    assert made["changed"] and made["created_local_dir"] and made["counts"]["copy"] == 0
+    assert push_dir.is_dir() and stat.S_IMODE(push_dir.stat().st_mode) == 0o755 and keys(client) == []
+    again = sync(client, push_dir, "push", create=True)
+    assert not again["changed"] and not again["created_local_dir"]
+    planned = sync(client, pull_dir, "pull", check=True, create=True)
+    assert planned["changed"] and planned["created_local_dir"] and not pull_dir.exists()
+    made = sync(client, pull_dir, "pull", create=True)
+    assert made["changed"] and pull_dir.is_dir()
+    assert not sync(client, pull_dir, "pull", create=True)["changed"]
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(s3.ModuleFailure, match="is not a directory"):
+        sync(client, tmp_path / "afile", "push", create=True)
+    with pytest.raises(s3.ModuleFailure, match="exists and is not a directory"):
+        sync(client, tmp_path / "afile", "pull", create=True)
 
 
 def test_multipart_objects_round_trip(client, tmp_path):
