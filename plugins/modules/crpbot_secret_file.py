@@ -32,15 +32,45 @@ author:
 options:
   path:
     description:
-      - Absolute path of the file. It must not be a symbolic link; its parent directory must exist.
+      - Absolute path of the file. It must not be a symbolic link; its parent directory must exist (or see
+        O(directory_mode)).
+      - One of O(path) (with O(content)) or O(files) is required.
     type: path
-    required: true
   content:
     description:
       - The exact text of the file, written as UTF-8. Never logged.
     type: str
-    required: true
+  files:
+    description:
+      - Several files in one module run (one round trip), instead of O(path) and O(content). Every file is
+        checked and planned before the first one is written. O(owner), O(group), O(backup_keep) apply to all;
+        O(mode) and O(backup) are the defaults of each entry.
+    type: list
+    elements: dict
+    suboptions:
+      path:
+        description: Absolute path of the file, as O(path).
+        type: path
+        required: true
+      content:
+        description: The exact text of the file. Never logged.
+        type: str
+        required: true
+      mode:
+        description: Permissions of this file; default O(mode).
+        type: raw
+      backup:
+        description: Whether to keep a backup of this file; default O(backup).
+        type: bool
+      directory_mode:
+        description:
+          - When given, the file's parent directory is created when it does not exist and given this mode (and
+            O(owner)/O(group)), as C(ansible.builtin.file) with C(state=directory) would; when omitted, the parent
+            directory must exist and is left as it is.
+        type: raw
 notes:
+  - With O(files), the result holds RV(files), one entry per file with the keys of a single-file result, and
+    the diff is one per file.
   - Supports check mode with an honest prediction (nothing is written) and diff mode (content hidden).
     In check mode a missing parent directory is not an error (an earlier task would create it);
     the file is predicted as new.
@@ -51,6 +81,18 @@ extends_documentation_fragment:
 """
 
 EXAMPLES = r"""
+- name: Write the AWS credentials and config, and ~/.aws, in one round trip
+  crpbot_secret_file:
+    owner: numan
+    files:
+      - path: /home/numan/.aws/credentials
+        content: "{{ lookup('ansible.builtin.template', 'aws_credentials.j2') }}"
+        directory_mode: "0700"
+      - path: /home/numan/.aws/config
+        content: "{{ lookup('ansible.builtin.template', 'aws_config.j2') }}"
+        directory_mode: "0700"
+  no_log: true
+
 - name: Write the database password
   crpbot_secret_file:
     path: /home/numan/crpbot/.db_password
@@ -67,9 +109,21 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+files:
+  description: One result per file (C(path), C(content_changed), C(size), C(backup_file), C(removed_backups)).
+  returned: when O(files) was given
+  type: list
+  elements: dict
+  sample: [{path: /root/.aws/credentials, content_changed: false, size: 116}]
+directories_changed:
+  description: The parent directories created or whose mode or owner were fixed (O(files[].directory_mode)).
+  returned: when O(files) was given
+  type: list
+  elements: str
+  sample: [/root/.aws]
 path:
   description: The path of the file.
-  returned: always
+  returned: when O(path) was given
   type: str
   sample: /home/numan/crpbot/.db_password
 content_changed:
@@ -158,19 +212,108 @@ def make_plan(params, check_mode=False):
     return plan
 
 
+def plan_directories(params, check_mode):
+    """The parent dirs to create or fix (files[].directory_mode); nothing is written here."""
+    uid, gid = resolve_uid(params["owner"]), resolve_gid(params["group"])
+    modes = {}
+    for entry in params["files"]:
+        if entry["directory_mode"] is not None:
+            directory, mode = os.path.dirname(entry["path"]), parse_mode(entry["directory_mode"])
+            if modes.setdefault(directory, mode) != mode:
+                raise ModuleFailure(f"the files in {directory} ask for two different directory_mode values")
+    plans = []
+    for directory, mode in modes.items():
+        try:
+            st = os.lstat(directory)
+        except FileNotFoundError:
+            st = None
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            raise ModuleFailure(f"{directory} exists but is not a directory; move it away")
+        wrong = st is not None and (stat.S_IMODE(st.st_mode) != mode or (uid is not None and st.st_uid != uid)
+                                    or (gid is not None and st.st_gid != gid))
+        if st is None or wrong:
+            plans.append({"path": directory, "mode": mode, "uid": uid, "gid": gid, "exists": st is not None})
+    return plans
+
+
+def apply_directory(plan):
+    try:
+        if not plan["exists"]:
+            os.makedirs(plan["path"], plan["mode"])
+        if plan["uid"] is not None or plan["gid"] is not None:
+            os.chown(plan["path"], -1 if plan["uid"] is None else plan["uid"], -1 if plan["gid"] is None else plan["gid"])
+        os.chmod(plan["path"], plan["mode"])
+    except OSError as exc:
+        raise ModuleFailure(f"could not make the directory {plan['path']}: {exc.strerror}") from None
+
+
+def file_result(plan, backup_file):
+    result = dict(path=plan["path"], changed=plan_changed(plan), content_changed=plan["content_changed"],
+                  size=len(plan["new_bytes"]))
+    if backup_file is not None:
+        result["backup_file"] = backup_file
+    if plan["stale_backups"]:
+        result["removed_backups"] = plan["stale_backups"]
+    return result
+
+
+def run_files(module):
+    """Every file planned (and every refusal raised) before the first write."""
+    params = module.params
+    for entry in params["files"]:
+        for key in ("mode", "backup"):
+            if entry.get(key) is None:
+                entry[key] = params[key]
+    directories = plan_directories(params, module.check_mode)
+    pending_dirs = {d["path"] for d in directories if not d["exists"]}
+    plans = []
+    for entry in params["files"]:
+        single = {**params, **{k: v for k, v in entry.items() if k != "directory_mode"}}
+        # A parent this run creates: the file is new (check mode predicts it; a real run makes the dir first).
+        plans.append(make_plan(single, module.check_mode or os.path.dirname(entry["path"]) in pending_dirs))
+    results = []
+    if not module.check_mode:
+        for directory in directories:
+            apply_directory(directory)
+    for plan in plans:
+        results.append(file_result(plan, None if module.check_mode else apply(plan)))
+    changed = bool(directories) or any(r["changed"] for r in results)
+    for r in results:
+        r.pop("changed")
+    result = dict(changed=changed, files=results, directories_changed=[d["path"] for d in directories])
+    if module._diff:
+        result["diff"] = [plan["diff"] for plan in plans]
+    return result
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="path", required=True),
-            content=dict(type="str", required=True, no_log=True),
+            path=dict(type="path"),
+            content=dict(type="str", no_log=True),
+            files=dict(type="list", elements="dict", options=dict(
+                path=dict(type="path", required=True),
+                content=dict(type="str", required=True, no_log=True),
+                mode=dict(type="raw"),
+                backup=dict(type="bool"),
+                directory_mode=dict(type="raw"),
+            )),
             owner=dict(type="str"),
             group=dict(type="str"),
             mode=dict(type="raw", default="0600"),
             backup=dict(type="bool", default=True),
             backup_keep=dict(type="int", default=5),
         ),
+        mutually_exclusive=[("path", "files"), ("content", "files")],
+        required_one_of=[("path", "files")],
+        required_together=[("path", "content")],
         supports_check_mode=True,
     )
+    if module.params["files"] is not None:
+        try:
+            module.exit_json(**run_files(module))
+        except ModuleFailure as exc:
+            module.fail_json(msg=str(exc))
     path = module.params["path"]
     try:
         plan = make_plan(module.params, module.check_mode)
@@ -180,16 +323,7 @@ def main():
     except ModuleFailure as exc:
         module.fail_json(msg=str(exc), path=path)
 
-    result = dict(
-        changed=plan_changed(plan),
-        path=path,
-        content_changed=plan["content_changed"],
-        size=len(plan["new_bytes"]),
-    )
-    if backup_file is not None:
-        result["backup_file"] = backup_file
-    if plan["stale_backups"]:
-        result["removed_backups"] = plan["stale_backups"]
+    result = file_result(plan, backup_file)
     if module._diff:
         result["diff"] = plan["diff"]
     module.exit_json(**result)

@@ -119,6 +119,14 @@ def test_plan_refuses_links_dirs_and_missing_parents(module, tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
+def many(tmp_path: Path, second: str | None = None, content: str = SECRET) -> dict:
+    return {"files": [
+        {"path": str(tmp_path / "many" / "credentials"), "content": content, "directory_mode": "0700"},
+        {"path": second or str(tmp_path / "many" / "config"), "content": "[default]\nregion = us-east-1\n",
+         "mode": "0644", "backup": False},
+    ]}
+
+
 def play_tasks(tmp_path: Path, path: Path) -> list[dict]:
     write = {"path": str(path), "content": SECRET}
     # The tasks carry no no_log on purpose: the module's own no_log on content must be enough.
@@ -148,6 +156,17 @@ def play_tasks(tmp_path: Path, path: Path) -> list[dict]:
             "loop_control": {"label": "a version"},
             "register": "bounded",
         },
+        {"name": "Predict several files and their dir", "crpbot_secret_file": many(tmp_path), "check_mode": True,
+         "register": "many_predicted"},
+        {"name": "Stat the dir after the prediction", "ansible.builtin.stat": {"path": str(tmp_path / "many")},
+         "register": "many_dir_after_check"},
+        {"name": "Write several files and their dir", "crpbot_secret_file": many(tmp_path), "register": "many_first"},
+        {"name": "Write them again", "crpbot_secret_file": many(tmp_path), "register": "many_second"},
+        {"name": "Loosen the dir by hand", "ansible.builtin.file": {"path": str(tmp_path / "many"), "mode": "0755"}},
+        {"name": "Fix the dir only", "crpbot_secret_file": many(tmp_path), "register": "many_dir_fix"},
+        {"name": "Change one file, refuse another: nothing written",
+         "crpbot_secret_file": many(tmp_path, second=str(tmp_path / "home"), content=SECRET2),
+         "register": "many_refused", "ignore_errors": True},
         {
             "name": "Refuse a missing parent directory",
             "crpbot_secret_file": {"path": str(tmp_path / "missing" / "pw"), "content": SECRET},
@@ -206,6 +225,31 @@ def test_e2e_keeps_only_the_newest_backups(e2e, tmp_path_factory):
     assert (bounded / "pw").read_text() == "version-6"
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in backups)
     assert [bool(r.get("removed_backups")) for r in results] == [False, False, False, True, True, True, True]
+
+
+def test_e2e_several_files_in_one_run(e2e):
+    results = e2e["results"]
+    predicted = results["many_predicted"]
+    assert predicted["changed"] and [f["content_changed"] for f in predicted["files"]] == [True, True]
+    assert predicted["directories_changed"] and not results["many_dir_after_check"]["stat"]["exists"]
+    first, second = results["many_first"], results["many_second"]
+    assert first["changed"] and [f["content_changed"] for f in first["files"]] == [True, True]
+    assert not second["changed"] and second["directories_changed"] == []
+    fixed = results["many_dir_fix"]
+    assert fixed["changed"] and fixed["directories_changed"] and not any(f["content_changed"] for f in fixed["files"])
+    credentials = Path(first["files"][0]["path"])
+    assert stat.S_IMODE(credentials.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600 and credentials.read_text() == SECRET
+    config = Path(first["files"][1]["path"])
+    assert stat.S_IMODE(config.stat().st_mode) == 0o644
+
+
+def test_e2e_several_files_are_all_checked_before_the_first_write(e2e):
+    refused = e2e["results"]["many_refused"]
+    assert refused["failed"] and "home" in refused["msg"] and "is not a regular file" in refused["msg"]
+    credentials = Path(e2e["results"]["many_first"]["files"][0]["path"])
+    assert credentials.read_text() == SECRET  # the first file of the refused run was not written
+    assert sorted(p.name for p in credentials.parent.iterdir()) == ["config", "credentials"]
 
 
 def test_e2e_failure_names_the_path(e2e):
