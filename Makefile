@@ -14,6 +14,9 @@ SANDBOX := $(CURDIR)/.testbed/inventory/sandbox.crpbot.yml
 UV_TOOL := $(CURDIR)/.tools/uv/bin/uv
 UV := $(or $(shell command -v uv 2>/dev/null),$(UV_TOOL))
 SCENARIO ?= e2e
+# pytest-xdist workers for `make test`: every test file runs whole in one worker (--dist loadfile), and every
+# integration module brings up a test bed of its own, so files run side by side. 1 = no workers.
+TEST_JOBS ?= 2
 
 .PHONY: help deps setup demo demo-down lint unit test molecule
 
@@ -48,8 +51,8 @@ lint: setup  ## yamllint and ansible-lint (production profile)
 unit: setup  ## Unit tests only (no test bed)
 	pytest tests/unit
 
-test: deps lint  ## Every test: lint, unit tests, integration tests and every molecule scenario
-	pytest
+test: deps lint  ## Every test: lint, unit tests, integration tests and every molecule scenario (TEST_JOBS=2 in parallel)
+	pytest $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 
 molecule: deps setup  ## Run one molecule scenario: make molecule SCENARIO=amazon_q
 	molecule test -s $(SCENARIO)

@@ -48,10 +48,28 @@ def loopback_violations(log_path: Path) -> list[dict[str, str]]:
     return bad
 
 
+def connection_log() -> Path:
+    """This process's connection log: one per pytest-xdist worker (``-n``), so no worker loses another's entries."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        return REPO / ".testbed" / f"connections-{worker}.jsonl"
+    return Path(os.environ.get("CRPBOT_CONNECTION_LOG") or REPO / ".testbed" / "connections.jsonl")
+
+
+def logs_to_check(own: Path, worker: str | None) -> list[Path]:
+    """The connection logs a process checks at the end: its own, and in the controller of a -n run (which
+    finishes after its workers, and where the exit status is decided: a worker's session status does not
+    reach it) every worker's too."""
+    return [own] if worker else [own, *sorted(own.parent.glob("connections-gw*.jsonl"))]
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    log = Path(os.environ.get("CRPBOT_CONNECTION_LOG") or REPO / ".testbed" / "connections.jsonl")
+    log = connection_log()
     log.parent.mkdir(parents=True, exist_ok=True)
     log.unlink(missing_ok=True)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # the controller (or a plain run): no worker's old log counts
+        for old in log.parent.glob("connections-gw*.jsonl"):
+            old.unlink(missing_ok=True)
     os.environ["CRPBOT_CONNECTION_LOG"] = str(log)
     os.environ["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
     os.environ["ANSIBLE_INVENTORY"] = str(testbed.inventory_file())
@@ -62,7 +80,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    bad = loopback_violations(Path(os.environ["CRPBOT_CONNECTION_LOG"]))
+    logs = logs_to_check(Path(os.environ["CRPBOT_CONNECTION_LOG"]), os.environ.get("PYTEST_XDIST_WORKER"))
+    bad = [entry for log in logs for entry in loopback_violations(log)]
     if bad:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         message = "LOOPBACK GUARD: the test run targeted hosts outside 127.0.0.0/8: " + json.dumps(bad)

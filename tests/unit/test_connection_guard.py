@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.conftest import loopback_violations, run
+from tests.conftest import logs_to_check, loopback_violations, run
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,14 @@ def test_callback_logs_every_host_a_task_starts_on(tmp_path):
     assert entries == [
         {"host": "faraway", "ansible_host": "203.0.113.7", "ansible_port": "", "ansible_connection": "local"}
     ]
+
+
+def test_the_controller_of_a_parallel_run_checks_every_workers_log(tmp_path):
+    own = tmp_path / "connections.jsonl"
+    workers = [tmp_path / "connections-gw0.jsonl", tmp_path / "connections-gw1.jsonl"]
+    bad = {"host": "cloud", "ansible_host": "178.156.136.185", "ansible_connection": "ssh"}
+    workers[1].write_text(json.dumps(bad) + "\n")
+    workers[0].write_text("")
+    assert logs_to_check(own, None) == [own, *workers]
+    assert [e for log in logs_to_check(own, None) for e in loopback_violations(log)] == [bad]
+    assert logs_to_check(workers[0], "gw0") == [workers[0]]
