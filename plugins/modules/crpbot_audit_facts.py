@@ -28,10 +28,6 @@ description:
     a random key per run and gives every host the same one), so the controller can tell equal from
     different and nothing else. Paths of hard-coded homes are returned as the match only, never the line."
 options:
-  project_dir:
-    description: Absolute path of the crpbot checkout.
-    type: path
-    required: true
   branch:
     description: The branch the checkout should be on.
     type: str
@@ -40,22 +36,10 @@ options:
     description: The git remote whose branch head the checkout is compared with.
     type: str
     default: origin
-  home:
-    description: The host user's home (for C(~/.aws)).
-    type: path
-    required: true
   uv:
     description: Path of the uv binary (for the venv check).
     type: path
     required: true
-  uv_native_tls:
-    description: Let uv use the system CA store (C(UV_NATIVE_TLS=1)), as the converge does.
-    type: bool
-    default: false
-  aws_profile:
-    description: AWS profile of the host's C(~/.aws) files.
-    type: str
-    default: default
   region:
     description: AWS region for STS and S3.
     type: str
@@ -64,10 +48,6 @@ options:
     description: The S3 bucket the models and data are compared with.
     type: str
     required: true
-  endpoint_url:
-    description: S3/STS endpoint of an S3-compatible server (the sandbox's); empty for AWS.
-    type: str
-    default: ""
   s3:
     description: Compare C(models/) and C(data/raw/) with S3 and ask STS for the identity (one venv python run).
     type: bool
@@ -94,6 +74,8 @@ options:
     default: 20
 author:
   - crpbot-ansible contributors
+extends_documentation_fragment:
+  - crpbot_probes
 """
 
 EXAMPLES = r"""

@@ -31,10 +31,6 @@ description:
     input; secrets are read there from the files, never passed on a command line, and never
     returned (a database error is returned with the password removed).
 options:
-  project_dir:
-    description: Absolute path of the crpbot checkout.
-    type: path
-    required: true
   branch:
     description: The branch the checkout must be on and current with.
     type: str
@@ -57,22 +53,10 @@ options:
     description: The host user who must own the secret files.
     type: str
     required: true
-  home:
-    description: The host user's home (for C(~/.aws)).
-    type: path
-    required: true
   uv:
     description: Path of the uv binary.
     type: path
     required: true
-  uv_native_tls:
-    description: Let uv use the system CA store (C(UV_NATIVE_TLS=1)), as the converge does.
-    type: bool
-    default: false
-  aws_profile:
-    description: AWS profile of the host's C(~/.aws) files.
-    type: str
-    default: default
   region:
     description: AWS region.
     type: str
@@ -81,10 +65,6 @@ options:
     description: The S3 bucket that must be listable.
     type: str
     required: true
-  endpoint_url:
-    description: S3/STS endpoint of an S3-compatible server (the sandbox's); empty for AWS.
-    type: str
-    default: ""
   env_file:
     description:
       - The C(.env) the app checks read; C(<project_dir>/.env) by default.
@@ -131,6 +111,8 @@ options:
     default: [repo, venv, app, files, models, logs]
 author:
   - crpbot-ansible contributors
+extends_documentation_fragment:
+  - crpbot_probes
 """
 
 EXAMPLES = r"""
