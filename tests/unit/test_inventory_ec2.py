@@ -226,12 +226,15 @@ def test_discovered_entry_is_a_hosts_entry():
 # --- against moto's EC2 --------------------------------------------------------------------------
 
 
-def test_role_from_tag(aws, tmp_path):
+def test_role_from_tag(aws, tmp_path, capsys):
     builder = launch(Name="trainer", crpbot__role="builder", crpbot__user="root")[0]
     launch(Name="review", crpbot__role="qc")
     launch(Name="untagged")
-    launch(Name="typo", crpbot__role="bilder")
+    typo = launch(Name="typo", crpbot__role="bilder")[0]
     inventory = parse(write(tmp_path, BASE))
+    warned = " ".join(capsys.readouterr().err.split())
+    assert f"EC2 instance {typo} (region us-east-1): tag crpbot:role is 'bilder'" in warned
+    assert "did you mean 'builder'?" in warned and "treating it as qc, the safe default" in warned
     assert members(inventory, "builder") == ["trainer"]
     assert members(inventory, "qc") == ["review", "typo", "untagged"]
     assert sorted(h.name for h in inventory.groups["crpbot"].get_hosts()) == ["review", "trainer", "typo", "untagged"]
