@@ -32,6 +32,13 @@ description:
   - The whole file is validated before any host is added. A mistake (an unknown key or role, C(live) on a
     QC host or for a user other than root, a builder without an RDS endpoint, a relative path, a wrong type, a duplicate host) fails the
     inventory with a message naming the file, the host, the key, what was found and how to fix it.
+  - With O(ec2.regions) set, the running EC2 instances of those regions are added too (see O(ec2)). Each
+    instance becomes an entry like one of O(hosts) (name, address, user, role, runtime mode, from its tags and the
+    O(ec2) options) and goes through the very same checks; a mistake names the instance id, its region and the
+    tag or option the value came from. Discovered and listed hosts may not share a name or an address and port.
+  - With O(cache=true) the instances EC2 returned are kept in the inventory cache (O(cache_plugin), for example
+    C(ansible.builtin.jsonfile) with O(cache_connection)), so the next run does not call EC2 until
+    O(cache_timeout) passes or C(--flush-cache) is given. The checks run on every run, cached or not.
 options:
   plugin:
     description: Marks this file as a source for this plugin.
@@ -160,8 +167,96 @@ options:
           - Same restriction as the top-level O(vars).
         type: dict
         default: {}
+  ec2:
+    description:
+      - Discovery of hosts from EC2 (needs boto3). Off unless O(ec2.regions) lists at least one region.
+      - Only instances in state C(running) are taken, in every listed region, narrowed by O(ec2.filters).
+      - "The host name of an instance is its O(ec2.tags.name) tag (C(Name)), or its instance id when it has none;
+        it must be a valid inventory name: letters, digits, C(.), C(_) and C(-)."
+      - "Its role is its O(ec2.tags.role) tag: V(builder) or V(qc). A missing or unknown value makes it QC, the
+        safe default (an unknown value is warned about)."
+      - "Its user is its O(ec2.tags.user) tag, else O(ec2.default_user); one of them is required. Its runtime
+        mode is its O(ec2.tags.runtime_mode) tag, else V(dryrun): V(live) only on a builder run as root, as for
+        O(hosts)."
+      - Its address is the first of O(ec2.hostnames) the instance has, unless its O(ec2.tags.address) tag names
+        one of those kinds for this instance.
+      - Each discovered host also gets the variables C(ec2_instance_id) and C(ec2_region).
+      - Credentials come from boto3's usual chain (C(AWS_ACCESS_KEY_ID)/C(AWS_SECRET_ACCESS_KEY),
+        C(AWS_PROFILE), C(~/.aws/credentials), an instance role) or the named O(ec2.profile). The identity needs
+        the IAM permission C(ec2:DescribeInstances). An AWS error fails the inventory, naming the region and the
+        fix; credentials are never shown.
+    type: dict
+    default: {}
+    suboptions:
+      enabled:
+        description: Set to V(false) to switch discovery off without removing the O(ec2) settings.
+        type: bool
+        default: true
+      regions:
+        description: The AWS regions to look in, for example V(us-east-1). Empty means no discovery.
+        type: list
+        elements: str
+        default: []
+      profile:
+        description: A named profile from C(~/.aws/config) / C(~/.aws/credentials). Empty means boto3's default chain.
+        type: str
+        default: ''
+      endpoint_url:
+        description:
+          - The EC2 API endpoint, for an EC2-compatible server (a test server such as moto). Empty means AWS's own
+            HTTPS endpoint of each region; endpoints set by C(AWS_ENDPOINT_URL*) variables or the AWS config file
+            are then ignored, so a plain C(http://) endpoint is used only when written here.
+        type: str
+        default: ''
+      filters:
+        description:
+          - "Extra EC2 filters, each a filter name and a value or a list of values, for example
+            C(tag:Project: crpbot) or C(vpc-id). See the C(DescribeInstances) API for the names."
+          - C(instance-state-name) cannot be set; only running instances are taken.
+        type: dict
+        default: {}
+      tags:
+        description: The names of the tags read on each instance.
+        type: dict
+        default: {}
+        suboptions:
+          role:
+            description: Tag holding V(qc) or V(builder).
+            type: str
+            default: crpbot:role
+          user:
+            description: Tag holding the account that owns the checkout. Empty to always use O(ec2.default_user).
+            type: str
+            default: crpbot:user
+          runtime_mode:
+            description: Tag holding V(dryrun) or V(live).
+            type: str
+            default: crpbot:runtime_mode
+          name:
+            description: Tag holding the inventory host name. Empty to name every instance by its id.
+            type: str
+            default: Name
+          address:
+            description: Tag naming which of O(ec2.hostnames) to use for this instance. Empty to ignore.
+            type: str
+            default: crpbot:address
+      hostnames:
+        description: Which address Ansible connects to, in order of preference; the first the instance has wins.
+        type: list
+        elements: str
+        choices: [private-ip-address, public-ip-address, private-dns-name, dns-name]
+        default: [private-ip-address, public-ip-address, private-dns-name, dns-name]
+      default_user:
+        description: The user of an instance without an O(ec2.tags.user) tag. Empty means the tag is required.
+        type: str
+        default: ''
+      port:
+        description: SSH port of every discovered host.
+        type: int
+        default: 22
 extends_documentation_fragment:
   - constructed
+  - inventory_cache
 """
 
 EXAMPLES = r"""
@@ -225,16 +320,45 @@ keyed_groups:
   # db_rds, db_sqlite
   - key: crpbot_db_backend
     prefix: db
+
+---
+# EC2: the running instances tagged Project=crpbot in two regions, next to a
+# listed workstation. An instance is a builder only when tagged crpbot:role=builder.
+# Credentials: AWS_PROFILE / ~/.aws, or ec2.profile. Permission: ec2:DescribeInstances.
+plugin: crpbot
+rds:
+  host: crpbot-rds-postgres-db.cyjcoys82evx.us-east-1.rds.amazonaws.com
+hosts:
+  - name: workstation
+    user: numan
+    connection: local
+ec2:
+  regions: [us-east-1, eu-west-1]
+  # profile: crpbot
+  filters:
+    tag:Project: crpbot
+  hostnames: [public-ip-address, private-ip-address]
+  default_user: ubuntu             # instances without a crpbot:user tag
+# Keep what EC2 returned for an hour: ansible-inventory --graph does not ask
+# EC2 again until then, or until --flush-cache.
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/crpbot-inventory
+cache_timeout: 3600
 """
 
 import difflib
+import hashlib
+import json
 import os
 import posixpath
+import re
+import urllib.parse
 from collections.abc import Mapping
 
 import ansible.module_utils
 from ansible.errors import AnsibleOptionsError, AnsibleParserError, AnsibleRequiredOptionError
-from ansible.plugins.inventory import BaseInventoryPlugin, Constructable, to_safe_group_name
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable, to_safe_group_name
 
 # The money-safety rules are written once, in plugins/module_utils/crpbot_policy.py, and shared with
 # the action plugins and the modules (which Ansible ships with it to the hosts).
@@ -261,6 +385,23 @@ HOST_KEYS = (
     "home", "project_dir", "runtime_mode", "db_backend", "vars",
 )
 RDS_DEFAULTS = {"host": "", "port": 5432, "database": "crpbot", "user": "crpbot_admin"}
+
+# EC2 discovery (the ec2: option). The kinds of address an instance may be reached at, and where each is
+# in a DescribeInstances record.
+EC2_HOSTNAMES = ("private-ip-address", "public-ip-address", "private-dns-name", "dns-name")
+EC2_ADDRESS_FIELDS = {"private-ip-address": "PrivateIpAddress", "public-ip-address": "PublicIpAddress",
+                      "private-dns-name": "PrivateDnsName", "dns-name": "PublicDnsName"}
+EC2_TAG_DEFAULTS = {"role": "crpbot:role", "user": "crpbot:user", "runtime_mode": "crpbot:runtime_mode",
+                    "name": "Name", "address": "crpbot:address"}
+EC2_DEFAULTS = {"enabled": True, "regions": [], "profile": "", "endpoint_url": "", "filters": {},
+                "tags": {}, "hostnames": list(EC2_HOSTNAMES), "default_user": "", "port": 22}
+EC2_STATE_FILTER = "instance-state-name"
+# The largest page DescribeInstances gives (MaxResults); the paginator follows NextToken for the rest.
+EC2_PAGE_SIZE = 1000
+# What a region name looks like (us-east-1, eu-central-2, us-gov-west-1, ap-southeast-4).
+REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")
+# A discovered host's name: it comes from a tag anyone with ec2:CreateTags can set, so only plain names.
+EC2_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 # Variables the plugin derives, and the key that sets each of them instead.
 DERIVED_VARS = {
@@ -478,12 +619,13 @@ def validate_settings(options: Mapping) -> dict:
             "promotions_file": promotions}
 
 
-def validate_host(entry: object, index: int, settings: Mapping) -> dict:
+def validate_host(entry: object, index: int, settings: Mapping, where: str | None = None) -> dict:
     """Check one entry of hosts: and return {name, role, connection, address, port, hostvars}.
 
-    settings is what validate_settings returned. Raises ConfigProblem on the first mistake.
+    settings is what validate_settings returned; where names the entry in messages (default: its place in
+    hosts:). Raises ConfigProblem on the first mistake. Discovered EC2 instances come through here too.
     """
-    where = host_label(entry, index)
+    where = where or host_label(entry, index)
     if not isinstance(entry, Mapping):
         raise ConfigProblem(where, "hosts", f"expected a mapping like {{name: ..., user: ...}}, found {show(entry)}",
                             "write each host as a '- name: ...' block with its keys indented under it")
@@ -576,33 +718,42 @@ def validate_host(entry: object, index: int, settings: Mapping) -> dict:
             "hostvars": hostvars}
 
 
-def check_unique(hosts: list[tuple[int, dict]]) -> list[ConfigProblem]:
+def source_label(source: int | str) -> str:
+    """hosts[N] for a listed entry (its index), or the given label (a discovered EC2 instance)."""
+    return f"hosts[{source}]" if isinstance(source, int) else source
+
+
+def check_unique(hosts: list[tuple[int | str, dict]]) -> list[ConfigProblem]:
     """Problems for hosts sharing a name, or ssh hosts sharing address and port.
 
-    hosts = [(index, {name, connection, address, port})]; address and port are only read for ssh hosts.
+    hosts = [(source, {name, connection, address, port})], source being the index in hosts: or the label
+    of a discovered instance; address and port are only read for ssh hosts.
     """
     problems = []
-    by_name: dict[str, int] = {}
-    by_target: dict[tuple[str, int], tuple[int, str]] = {}
-    for index, host in hosts:
+    by_name: dict[str, str] = {}
+    by_target: dict[tuple[str, int], tuple[str, str]] = {}
+    for source, host in hosts:
+        label = source_label(source)
         name = host["name"]
         if name in by_name:
             problems.append(ConfigProblem(
-                f"host '{name}' (hosts[{by_name[name]}] and hosts[{index}])", "name",
-                f"found the name '{name}' twice", "give each host a unique name:"))
+                f"host '{name}' ({by_name[name]} and {label})", "name",
+                f"found the name '{name}' twice", "give each host a unique name:"
+                + (" (a discovered instance is named by its Name tag, see ec2.tags.name)"
+                   if not isinstance(source, int) else "")))
         else:
-            by_name[name] = index
+            by_name[name] = label
         if host["connection"] != "ssh":
             continue
         target = (host["address"], host["port"])
         if target in by_target:
-            first_index, first_name = by_target[target]
+            first_label, first_name = by_target[target]
             problems.append(ConfigProblem(
-                f"host '{name}' (hosts[{index}])", "address",
-                f"found {target[0]}:{target[1]}, already used by host '{first_name}' (hosts[{first_index}])",
+                f"host '{name}' ({label})", "address",
+                f"found {target[0]}:{target[1]}, already used by host '{first_name}' ({first_label})",
                 "list each machine once, or give the entries different address: or port:"))
         else:
-            by_target[target] = (index, name)
+            by_target[target] = (label, name)
     return problems
 
 
@@ -663,17 +814,22 @@ def format_problems(path: str, problems: list[ConfigProblem], outcome: str = "no
 
 
 def validate_config(path: str, config_keys: object, valid_keys: tuple[str, ...] | list[str],
-                    options: Mapping) -> list[dict]:
+                    options: Mapping, discovered: list[Discovered] | None = None) -> list[dict]:
     """Validate the whole file and return one plain dict per host, or raise AnsibleParserError listing
     every problem found (top level first, then each host, then duplicates).
 
     config_keys: the keys written in the file; valid_keys: the documented options;
     options: the option values as get_option returns them (project_name, bucket, region, rds, vars,
-    compose, groups), except hosts, which is the raw list from the file.
+    compose, groups, ec2), except hosts, which is the raw list from the file;
+    discovered: the EC2 instances as entries (discovered_entries), checked exactly like hosts: entries.
     """
     problems: list[ConfigProblem] = []
     try:
         check_unknown_keys(config_keys, tuple(valid_keys), "top level")
+    except ConfigProblem as problem:
+        problems.append(problem)
+    try:
+        validate_ec2(options.get("ec2"))
     except ConfigProblem as problem:
         problems.append(problem)
     try:
@@ -692,8 +848,8 @@ def validate_config(path: str, config_keys: object, valid_keys: tuple[str, ...] 
             "list the hosts under hosts:, each as '- name: ...' with user:"))
         raise AnsibleParserError(format_problems(path, problems))
 
-    hosts: list[tuple[int, dict]] = []
-    named: list[tuple[int, dict]] = []  # every entry with a usable name, for the duplicate check
+    hosts: list[tuple[int | str, dict]] = []
+    named: list[tuple[int | str, dict]] = []  # every entry with a usable name, for the duplicate check
     for index, entry in enumerate(entries):
         try:
             host = validate_host(entry, index, settings)
@@ -705,11 +861,331 @@ def validate_config(path: str, config_keys: object, valid_keys: tuple[str, ...] 
         else:
             hosts.append((index, host))
             named.append((index, host))
-    problems.extend(check_unique(sorted(named, key=lambda item: item[0])))
+    for item in discovered or ():
+        if item.problem is not None:
+            problems.append(item.problem)
+            continue
+        try:
+            host = validate_host(item.entry, 0, settings, where=item.label)
+        except ConfigProblem as problem:
+            problems.append(item.explain(problem))
+            named.append((item.label, {"name": item.entry["name"], "connection": None}))
+        else:
+            hosts.append((item.label, host))
+            named.append((item.label, host))
+    problems.extend(check_unique(named))
     problems.extend(check_constructed(options.get("compose"), options.get("groups")))
     if problems:
         raise AnsibleParserError(format_problems(path, problems))
-    return [host for _index, host in hosts]
+    return [host for _source, host in hosts]
+
+
+# --- EC2 discovery ------------------------------------------------------------------------------
+# An instance becomes an entry shaped like one of hosts: and goes through validate_host like any other:
+# every rule that refuses a bad listed host refuses a bad discovered one. Only the label differs.
+
+
+def _ec2_str(value: object, key: str, fix: str, empty_ok: bool = True) -> str:
+    if not isinstance(value, str) or (not value and not empty_ok):
+        raise ConfigProblem("top level", key, f"expected a {'' if empty_ok else 'non-empty '}string, "
+                            f"found {show(value)}", fix)
+    return check_literal(str(value), "top level", key)
+
+
+def validate_ec2(raw: object) -> dict | None:
+    """Check the ec2: option and fill its defaults; None when discovery is off (no regions, or disabled).
+
+    The filters come back as DescribeInstances wants them, the running-state filter first.
+    """
+    where = "top level"
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        raise ConfigProblem(where, "ec2", f"expected a mapping, found {show(raw)}",
+                            "write ec2: with regions:, filters:, ... lines (see ansible-doc -t inventory crpbot)")
+    check_unknown_keys(raw, tuple(EC2_DEFAULTS), where, prefix="ec2.")
+    ec2 = {**EC2_DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
+
+    if not isinstance(ec2["enabled"], bool):
+        raise ConfigProblem(where, "ec2.enabled", f"expected true or false, found {show(ec2['enabled'])}",
+                            "set ec2.enabled: true or false")
+    regions = ec2["regions"]
+    if isinstance(regions, str):
+        regions = [regions]
+    if not isinstance(regions, list):
+        raise ConfigProblem(where, "ec2.regions", f"expected a list of regions, found {show(regions)}",
+                            "write ec2.regions: [us-east-1]")
+    for region in regions:
+        if not isinstance(region, str) or not REGION_PATTERN.match(region):
+            raise ConfigProblem(where, "ec2.regions", f"found {show(region)}, which is not an AWS region name",
+                                "list region names such as us-east-1 or eu-west-1")
+    if len(set(regions)) != len(regions):
+        raise ConfigProblem(where, "ec2.regions", f"found a region twice in {show(regions)}", "list each region once")
+
+    profile = _ec2_str(ec2["profile"], "ec2.profile", "set ec2.profile: to a profile name from ~/.aws/config, "
+                       "or remove it to use the default credentials")
+    endpoint = _ec2_str(ec2["endpoint_url"], "ec2.endpoint_url",
+                        "set ec2.endpoint_url: to a URL such as https://ec2.us-east-1.amazonaws.com, or remove it")
+    if endpoint:
+        parts = urllib.parse.urlsplit(endpoint)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ConfigProblem(where, "ec2.endpoint_url", f"found {show(endpoint)}, which is not an http(s) URL",
+                                "write the whole URL, e.g. https://ec2.us-east-1.amazonaws.com, or remove it "
+                                "to use AWS's own endpoint")
+
+    raw_filters = ec2["filters"]
+    if not isinstance(raw_filters, Mapping):
+        raise ConfigProblem(where, "ec2.filters", f"expected a mapping of filter names to values, "
+                            f"found {show(raw_filters)}", "write ec2.filters: as 'tag:Project: crpbot' lines")
+    filters = [{"Name": EC2_STATE_FILTER, "Values": ["running"]}]
+    for name in sorted(raw_filters, key=str):
+        value = raw_filters[name]
+        key = f"ec2.filters.{name}"
+        if not isinstance(name, str) or not name:
+            raise ConfigProblem(where, key, f"found the filter name {show(name)}", "use EC2 filter names such as "
+                                "tag:Project or vpc-id")
+        if name == EC2_STATE_FILTER:
+            raise ConfigProblem(where, key, "found a filter on the instance state, but only running instances "
+                                "are ever taken", f"remove {key}")
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values):
+            raise ConfigProblem(where, key, f"expected a value or a list of values, found {show(value)}",
+                                f"write {key}: value, or a list of values")
+        filters.append({"Name": str(name), "Values": [check_literal(str(v), where, key) for v in values]})
+
+    raw_tags = ec2["tags"]
+    if not isinstance(raw_tags, Mapping):
+        raise ConfigProblem(where, "ec2.tags", f"expected a mapping, found {show(raw_tags)}",
+                            "write ec2.tags: with role:, user:, runtime_mode:, name:, address: lines")
+    check_unknown_keys(raw_tags, tuple(EC2_TAG_DEFAULTS), where, prefix="ec2.tags.")
+    tags = {**EC2_TAG_DEFAULTS, **{k: v for k, v in raw_tags.items() if v is not None}}
+    for key, value in tags.items():
+        tags[key] = _ec2_str(value, f"ec2.tags.{key}", f"set ec2.tags.{key}: to a tag name such as "
+                             f"{EC2_TAG_DEFAULTS[key]}", empty_ok=key in ("user", "name", "address"))
+
+    hostnames = ec2["hostnames"]
+    if isinstance(hostnames, str):
+        hostnames = [hostnames]
+    if not isinstance(hostnames, list) or not hostnames:
+        raise ConfigProblem(where, "ec2.hostnames", f"expected a non-empty list, found {show(hostnames)}",
+                            f"list one or more of {choices_text(EC2_HOSTNAMES)}")
+    for kind in hostnames:
+        check_choice(kind, EC2_HOSTNAMES, where, "ec2.hostnames",
+                     f"list one or more of {choices_text(EC2_HOSTNAMES)}")
+
+    default_user = _ec2_str(ec2["default_user"], "ec2.default_user",
+                            "set ec2.default_user: to an account name, or remove it and tag each instance")
+    port = check_int(ec2["port"], where, "ec2.port", "set ec2.port: to the SSH port number, e.g. 22")
+
+    if not ec2["enabled"] or not regions:
+        return None
+    return {"regions": [str(r) for r in regions], "profile": profile, "endpoint_url": endpoint,
+            "filters": filters, "tags": tags, "hostnames": [str(h) for h in hostnames],
+            "default_user": default_user, "port": port}
+
+
+def ec2_query_key(ec2: Mapping) -> str:
+    """What decides which instances EC2 returns: a cached result is used only for the same query."""
+    query = {k: ec2[k] for k in ("regions", "profile", "endpoint_url", "filters")}
+    return hashlib.sha256(json.dumps(query, sort_keys=True).encode()).hexdigest()
+
+
+def instance_record(instance: Mapping, region: str) -> dict:
+    """The part of a DescribeInstances instance the plugin uses (what the cache keeps): plain JSON."""
+    record = {"id": str(instance["InstanceId"]), "region": region,
+              "tags": {str(t["Key"]): str(t.get("Value", "")) for t in instance.get("Tags") or ()}}
+    for kind, field_name in EC2_ADDRESS_FIELDS.items():
+        if instance.get(field_name):
+            record[kind] = str(instance[field_name])
+    return record
+
+
+class Discovered:
+    """One EC2 instance as a hosts: entry, with where each value came from (for messages).
+
+    (A plain class: a dataclass needs its module in sys.modules, which a plugin loaded from a file is not.)
+    """
+
+    def __init__(self, instance_id: str, region: str) -> None:
+        self.instance_id = instance_id
+        self.region = region
+        self.entry: dict = {}
+        self.sources: dict[str, str] = {}  # entry key -> "tag crpbot:role", "option ec2.default_user", ...
+        self.problem: ConfigProblem | None = None  # a mistake found before validate_host (name, address)
+        self.warning = ""
+
+    @property
+    def label(self) -> str:
+        return f"EC2 instance {self.instance_id} (region {self.region})"
+
+    def explain(self, problem: ConfigProblem) -> ConfigProblem:
+        """A validate_host problem, named by the instance and the tag or option the value came from."""
+        source = self.sources.get(problem.key)
+        if source is None:
+            return ConfigProblem(self.label, problem.key, problem.found, problem.fix)
+        where = f"EC2 instance {self.instance_id} (region {self.region}, {source})"
+        return ConfigProblem(where, problem.key, problem.found,
+                             f"{problem.fix}; for this instance {problem.key} comes from {source}: change it there")
+
+
+def discovered_entry(record: Mapping, ec2: Mapping) -> Discovered:
+    """Turn one instance record into a hosts: entry (not yet checked: validate_host does that)."""
+    tag_names = ec2["tags"]
+    tags = record["tags"]
+    item = Discovered(instance_id=record["id"], region=record["region"])
+
+    def tag(key: str) -> str | None:
+        return tags.get(tag_names[key]) if tag_names[key] else None
+
+    name = tag("name")
+    if name:
+        item.sources["name"] = f"tag {tag_names['name']}"
+        if not EC2_NAME_PATTERN.match(name):
+            item.problem = ConfigProblem(
+                f"EC2 instance {item.instance_id} (region {item.region}, tag {tag_names['name']})", "name",
+                f"found {show(name)}, which is not a valid inventory host name",
+                f"rename the instance (tag {tag_names['name']}) using letters, digits, '.', '_' and '-', "
+                "or set ec2.tags.name: '' to name discovered hosts by instance id")
+            return item
+    else:
+        name = item.instance_id
+        item.sources["name"] = "instance id"
+    item.entry["name"] = name
+
+    user = tag("user")
+    if user is not None:
+        item.entry["user"] = user
+        item.sources["user"] = f"tag {tag_names['user']}"
+    elif ec2["default_user"]:
+        item.entry["user"] = ec2["default_user"]
+        item.sources["user"] = "option ec2.default_user"
+    else:
+        item.sources["user"] = (f"tag {tag_names['user']} or option ec2.default_user" if tag_names["user"]
+                                else "option ec2.default_user")
+
+    role = tag("role")
+    item.sources["role"] = f"tag {tag_names['role']}"
+    if role in ROLES:
+        item.entry["role"] = role
+    else:
+        item.entry["role"] = "qc"
+        if role is not None:
+            item.warning = (f"{item.label}: tag {tag_names['role']} is {role!r}, not one of {choices_text(ROLES)}"
+                            f"{suggest(role, ROLES)}; treating it as qc, the safe default")
+
+    mode = tag("runtime_mode")
+    if mode is not None:
+        item.entry["runtime_mode"] = mode
+    item.sources["runtime_mode"] = f"tag {tag_names['runtime_mode']}"
+
+    preference = list(ec2["hostnames"])
+    item.sources["address"] = "option ec2.hostnames"
+    wanted = tag("address")
+    if wanted is not None:
+        item.sources["address"] = f"tag {tag_names['address']}"
+        if wanted not in EC2_HOSTNAMES:
+            item.problem = ConfigProblem(
+                f"EC2 instance {item.instance_id} (region {item.region}, tag {tag_names['address']})", "address",
+                f"found {show(wanted)}, expected one of {choices_text(EC2_HOSTNAMES)}{suggest(wanted, EC2_HOSTNAMES)}",
+                f"set the tag {tag_names['address']} to one of those, or remove it to use ec2.hostnames")
+            return item
+        preference = [wanted]
+    address = next((record[kind] for kind in preference if record.get(kind)), None)
+    if address is None:
+        item.problem = ConfigProblem(
+            f"EC2 instance {item.instance_id} (region {item.region}, {item.sources['address']})", "address",
+            f"found none of {choices_text(tuple(preference))} on the instance",
+            "list an address kind the instance has in ec2.hostnames (or its address tag), "
+            "e.g. private-ip-address")
+        return item
+    item.entry["address"] = address
+    item.entry["port"] = ec2["port"]
+    item.sources["port"] = "option ec2.port"
+    item.entry["vars"] = {"ec2_instance_id": item.instance_id, "ec2_region": item.region}
+    return item
+
+
+def discovered_entries(records: list[Mapping], ec2: Mapping) -> list[Discovered]:
+    return [discovered_entry(record, ec2) for record in records]
+
+
+class Ec2Error(Exception):
+    """EC2 could not be asked; the message names the region and the fix, never a credential."""
+
+
+# Error codes AWS gives for a caller that may not call DescribeInstances, and for credentials it rejects.
+EC2_DENIED = ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException")
+EC2_BAD_CREDENTIALS = ("AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException",
+                       "ExpiredToken", "RequestExpired", "InvalidAccessKeyId")
+
+
+def ec2_error(error: Exception, region: str, ec2: Mapping) -> Ec2Error:
+    """Turn a boto3/botocore exception into a message naming the region, what went wrong and the fix."""
+    from botocore import exceptions as bx
+
+    where = f"EC2 discovery in region {region}"
+    profile = f" (profile '{ec2['profile']}')" if ec2["profile"] else ""
+    endpoint = ec2["endpoint_url"] or f"AWS's endpoint for {region}"
+    if isinstance(error, bx.ProfileNotFound):
+        return Ec2Error(f"{where}: the AWS profile '{ec2['profile']}' does not exist. Fix: create it "
+                        f"(aws configure --profile {ec2['profile']}) or correct ec2.profile")
+    if isinstance(error, (bx.NoCredentialsError, bx.PartialCredentialsError)):
+        return Ec2Error(f"{where}: no usable AWS credentials were found{profile}. Fix: give credentials with "
+                        "AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials, or "
+                        "ec2.profile")
+    if isinstance(error, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError,
+                          bx.ConnectionClosedError, bx.SSLError, bx.ProxyConnectionError)):
+        return Ec2Error(f"{where}: cannot reach {endpoint} ({type(error).__name__}). Fix: check the network "
+                        "and the region name, or ec2.endpoint_url")
+    if isinstance(error, bx.ClientError):
+        info = error.response.get("Error", {})
+        code = str(info.get("Code", "unknown"))
+        message = str(info.get("Message", "")).strip()
+        if code in EC2_DENIED:
+            return Ec2Error(f"{where}: the AWS identity{profile} may not call ec2:DescribeInstances ({code}). "
+                            "Fix: grant it the IAM permission ec2:DescribeInstances, or use another ec2.profile")
+        if code in EC2_BAD_CREDENTIALS:
+            return Ec2Error(f"{where}: AWS rejected the credentials{profile} ({code}). Fix: renew or correct "
+                            "the access key (AWS_PROFILE, ~/.aws/credentials or ec2.profile)")
+        return Ec2Error(f"{where}: EC2 refused the request ({code}: {message}). Fix: check ec2.filters and "
+                        "ec2.regions")
+    if isinstance(error, bx.BotoCoreError):
+        return Ec2Error(f"{where}: {type(error).__name__}: {error}. Fix: check the ec2: settings")
+    raise error
+
+
+def describe_running(client, filters: list[dict]) -> list[dict]:
+    """Every instance DescribeInstances returns for filters, page by page."""
+    paginator = client.get_paginator("describe_instances")
+    instances = []
+    for page in paginator.paginate(Filters=filters, PaginationConfig={"PageSize": EC2_PAGE_SIZE}):
+        for reservation in page.get("Reservations", ()):
+            instances.extend(reservation.get("Instances", ()))
+    return instances
+
+
+def query_ec2(ec2: Mapping) -> list[dict]:
+    """Ask EC2 in every region of ec2 for its running instances; one record per instance, region by region."""
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise Ec2Error("EC2 discovery needs boto3 on the controller. Fix: install boto3 "
+                       "(it is a dependency of this project: uv sync)") from None
+
+    config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=60,
+                    # Without ec2.endpoint_url, only AWS's own endpoint: no AWS_ENDPOINT_URL* override.
+                    ignore_configured_endpoint_urls=not ec2["endpoint_url"])
+    records = []
+    for region in ec2["regions"]:
+        try:
+            session = boto3.session.Session(profile_name=ec2["profile"] or None)
+            client = session.client("ec2", region_name=region, endpoint_url=ec2["endpoint_url"] or None,
+                                    config=config)
+            instances = describe_running(client, ec2["filters"])
+        except Exception as error:  # noqa: BLE001 - ec2_error re-raises what it does not know
+            raise ec2_error(error, region, ec2) from None
+        records.extend(instance_record(instance, region) for instance in instances)
+    return records
 
 
 def options_error_message(path: str, error: AnsibleOptionsError) -> str:
@@ -725,7 +1201,7 @@ def options_error_message(path: str, error: AnsibleOptionsError) -> str:
 # --- Ansible glue ------------------------------------------------------------------------------
 
 
-class InventoryModule(BaseInventoryPlugin, Constructable):
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     """Builds the crpbot inventory: groups crpbot, qc, builder and the crpbot_* host variables."""
 
     NAME = NAME
@@ -744,10 +1220,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             raise AnsibleParserError(options_error_message(path, error)) from None
         options = {key: self.get_option(key)
                    for key in ("project_name", "bucket", "region", "rds", "vars", "compose", "groups",
-                               "promotions_file")}
+                               "promotions_file", "ec2")}
         # Raw, because for a list option Ansible turns a string into a one-item list.
         options["hosts"] = config.get("hosts")
+        # The file alone first: a broken file fails before EC2 is asked anything.
         hosts = validate_config(path, list(config), list(self.option_definitions), options)
+        ec2 = validate_ec2(options["ec2"])
+        if ec2 is not None:
+            discovered = discovered_entries(self._ec2_records(path, ec2, cache), ec2)
+            for item in discovered:
+                if item.warning:
+                    self.display.warning(f"crpbot inventory {path}: {item.warning}")
+            hosts = validate_config(path, list(config), list(self.option_definitions), options, discovered)
 
         self.inventory.add_group(GROUP_ALL)
         for group in ROLES:
@@ -782,3 +1266,27 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         problems = check_role_groups(expected, actual)
         if problems:
             raise AnsibleParserError(format_problems(path, problems, outcome="the inventory is refused"))
+
+    def _ec2_records(self, path: str, ec2: Mapping, cache: bool) -> list[dict]:
+        """The running instances, from the inventory cache when it holds this very query, else from EC2.
+
+        cache is False under --flush-cache (and refresh_inventory): then EC2 is asked and the cache rewritten.
+        """
+        use_cache = bool(self.get_option("cache"))
+        key = self.get_cache_key(path)
+        query = ec2_query_key(ec2)
+        if use_cache and cache:
+            try:
+                cached = self._cache[key]
+            except KeyError:
+                cached = None
+            if isinstance(cached, Mapping) and cached.get("query") == query:
+                self.display.vvv(f"crpbot inventory {path}: EC2 instances from the inventory cache")
+                return [plain(record) for record in cached.get("instances", [])]
+        try:
+            records = query_ec2(ec2)
+        except Ec2Error as error:
+            raise AnsibleParserError(f"crpbot inventory {path}: {error}; no host was added") from None
+        if use_cache:
+            self._cache[key] = {"query": query, "instances": records}
+        return records

@@ -420,17 +420,37 @@ def test_documentation_matches_code():
 # --- end to end: ansible-inventory and ansible-doc from the repo root ---------------------------
 
 
-def test_examples_are_valid_inventories(tmp_path):
+def test_examples_are_valid_inventories(tmp_path, moto_endpoint):
+    """Every example works as written; the EC2 one asks the test's moto server instead of AWS."""
+    import boto3
+
     examples = list(yaml.safe_load_all(crpbot.EXAMPLES))
-    assert len(examples) >= 3
+    assert len(examples) >= 4
+    fake = {"aws_access_key_id": "AKIAEXAMPLE", "aws_secret_access_key": "example"}  # moto takes any key
+    boto3.client("ec2", endpoint_url=moto_endpoint, region_name="eu-west-1", **fake).run_instances(
+        ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=[{"ResourceType": "instance", "Tags": [
+            {"Key": "Name", "Value": "example-trainer"}, {"Key": "Project", "Value": "crpbot"},
+            {"Key": "crpbot:role", "Value": "builder"}, {"Key": "crpbot:user", "Value": "root"}]}])
     sources = []
     for number, example in enumerate(examples):
+        if "ec2" in example:
+            example["ec2"]["endpoint_url"] = moto_endpoint
+            example["cache_connection"] = str(tmp_path / "cache")
         sources += ["-i", str(write_config(tmp_path, f"example{number}", example))]
-    result = run(ANSIBLE_INVENTORY, *sources, "--list")
+    env = ansible_env() | {"AWS_ACCESS_KEY_ID": fake["aws_access_key_id"],
+                           "AWS_SECRET_ACCESS_KEY": fake["aws_secret_access_key"],
+                           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                           "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true"}
+    env.pop("AWS_PROFILE", None)
+    result = subprocess.run([ANSIBLE_INVENTORY, *sources, "--list"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    groups = groups_of(json.loads(result.stdout))
-    assert groups["qc"]["hosts"] == ["laptop", "local"]
-    assert groups["builder"]["hosts"] == ["cloud"]
+    data = json.loads(result.stdout)
+    groups = groups_of(data)
+    assert groups["qc"]["hosts"] == ["laptop", "local", "workstation"]
+    assert groups["builder"]["hosts"] == ["cloud", "example-trainer"]
+    assert data["_meta"]["hostvars"]["example-trainer"]["ec2_region"] == "eu-west-1"
+    assert list((tmp_path / "cache").iterdir()), "the EC2 example caches what it found"
     assert groups["mode_dryrun"]["hosts"] == ["cloud", "local"]
     assert groups["db_rds"]["hosts"] == ["cloud", "local"]
 
