@@ -83,6 +83,23 @@ def tasks_per_host(records: list[dict]) -> int:
     return max(sum(1 for r in records if r["host"] == h and r["status"] != "skipped") for h in hosts) if hosts else 0
 
 
+def round_trips(checkout: Checkout, inventory: str, state: dict) -> int:
+    """Remote commands of a no-op converge on the busiest host: the `SSH: EXEC` lines of -vvv, by port."""
+    with tempfile.NamedTemporaryFile(prefix="crpbot-times-", suffix=".jsonl", delete=False) as handle:
+        times = Path(handle.name)
+    done = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", inventory, "site.yml", "-vvv"],  # noqa: S603
+                          cwd=checkout.root, env=checkout.env(times), capture_output=True, text=True, check=False)
+    times.unlink()
+    ports = {str(h["port"]): name for name, h in state["hosts"].items()}
+    counts = dict.fromkeys(ports.values(), 0)
+    for line in done.stdout.splitlines():
+        if "SSH: EXEC ssh" in line:
+            for port, name in ports.items():
+                if f"Port={port} " in line or f"-p {port} " in line:
+                    counts[name] += 1
+    return max(counts.values())
+
+
 def measure_cases(checkout: Checkout, inventory: str, repeat: int) -> dict[str, dict]:
     results: dict[str, dict] = {}
     cases = {
@@ -160,7 +177,7 @@ def row(name: str, results: dict[str, dict], labels: list[str]) -> str:
     cells = [f"{summary(results[label][name]['times'])} {results[label][name]['tasks']:4d}" for label in labels]
     now = statistics.median(results[labels[-1]][name]["times"])
     ratio = ""
-    if len(labels) == 2:
+    if len(labels) >= 2:
         ratio = f" {now / statistics.median(results[labels[0]][name]['times']):5.2f}x"
     target = TARGETS[name]
     verdict = "ok" if now <= target else "OVER"
@@ -170,10 +187,13 @@ def row(name: str, results: dict[str, dict], labels: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--before", type=Path, help="another checkout of this repo to time side by side (the 'before')")
+    parser.add_argument("--before", type=Path, action="append", default=[],
+                        help="another checkout of this repo to time side by side (the 'before'); may be repeated, "
+                             "oldest first (e.g. one worktree per lever's commit)")
     parser.add_argument("--s3-files", type=int, default=2000, help="files in data/raw for the S3 case (0: skip it)")
     args = parser.parse_args()
-    checkouts = ([Checkout(args.before.resolve(), "before")] if args.before else []) + [Checkout(REPO, "now")]
+    checkouts = [Checkout(path.resolve(), path.name if len(args.before) > 1 else "before") for path in args.before]
+    checkouts.append(Checkout(REPO, "now"))
     labels = [c.label for c in checkouts]
     os.environ["CRPBOT_TESTBED_DIR"] = tempfile.mkdtemp(prefix="crpbot-converge-bench-tb-")
     work = Path(tempfile.mkdtemp(prefix="crpbot-converge-bench-"))
@@ -183,14 +203,18 @@ def main() -> None:
         inventory = str(testbed.inventory_file())
         first, _ = checkouts[-1].site(inventory)
         print(f"test bed up; first converge from bare (this checkout): {first:.1f} s; "
-              f"load average before: {load:.2f} on {os.cpu_count()} CPUs\n")
+              f"load average before: {load:.2f} on {os.cpu_count()} CPUs\n", flush=True)
         results = {c.label: measure_cases(c, inventory, args.repeat) for c in checkouts}
+        trips = {c.label: round_trips(c, inventory, state) for c in checkouts}
         print("| case              | " + " | ".join(f"{label:<19} tasks" for label in labels)
-              + (" | now/before" if len(labels) == 2 else "") + " | target |")
-        print("|---|" + "---|" * len(labels) + ("---|" if len(labels) == 2 else "") + "---|")
+              + (f" | now/{labels[0]}" if len(labels) >= 2 else "") + " | target |")
+        print("|---|" + "---|" * len(labels) + ("---|" if len(labels) >= 2 else "") + "---|")
         for name in TARGETS:
             print(row(name, results, labels))
-        print("\n(median of --repeat runs, min-max in brackets; tasks: task results on the busiest host, skips excluded)")
+        print("| remote round trips, no-op | " + " | ".join(f"{trips[label]:>24d}" for label in labels)
+              + (f" | {trips[labels[-1]] / trips[labels[0]]:5.2f}x" if len(labels) >= 2 else "") + " | |")
+        print("\n(median of --repeat runs, min-max in brackets; tasks: task results on the busiest host, skips "
+              "excluded; round trips: remote commands (-vvv `SSH: EXEC`) on the busiest host)", flush=True)
         if args.s3_files:
             load_s3_files(state, args.s3_files, work)
             checkouts[-1].site(inventory)  # push the files, pull the QC's symbols
