@@ -149,13 +149,16 @@ def runner(pdd: Path, ident: str, extravars: dict, playbook: str = "site.yml") -
     )
     artifacts = pdd / "artifacts" / ident
     stdout = ANSI.sub("", (artifacts / "stdout").read_text()) if (artifacts / "stdout").exists() else proc.stdout
-    stats = {}
+    stats, plays = {}, []
     for event_file in (artifacts / "job_events").glob("*.json"):
         event = json.loads(event_file.read_text())
         if event.get("event") == "playbook_on_stats":
             stats = event["event_data"]
+        elif event.get("event") == "playbook_on_play_start":
+            plays.append((event["counter"], event["event_data"]["play"]))
     status = (artifacts / "status").read_text().strip() if (artifacts / "status").exists() else "missing"
-    return {"rc": proc.returncode, "status": status, "stdout": stdout + proc.stderr, "stats": stats}
+    return {"rc": proc.returncode, "status": status, "stdout": stdout + proc.stderr, "stats": stats,
+            "plays": [name for _counter, name in sorted(plays)]}
 
 
 AWX_META = {"awx_job_id": 7, "awx_job_template_name": "crpbot converge", "awx_user_name": "admin"}
@@ -250,7 +253,8 @@ def test_an_extra_var_that_would_make_qc_trade_is_refused(converged, extravars, 
     assert "sandbox-qc" in job["stdout"]
     for fragment in expected:
         assert fragment in job["stdout"], (fragment, job["stdout"][-4000:])
-    assert "Converge QC and builder hosts" not in job["stdout"]  # stopped before the first change
+    # Stopped in the first play, which only checks, before any play that changes something started.
+    assert job["plays"] == ["Check every role's input on every host before changing anything"], job["plays"]
     assert {host: host_sh(state, host, "sha256sum crpbot/.env") for host in (QC, BUILDER)} == before
     assert env_file(state, QC)["RUNTIME_MODE"] == "dryrun"
 
@@ -271,7 +275,7 @@ def test_a_rotation_job_records_nothing_in_a_throwaway_checkout(converged):
     job = runner(pdd, "rotate-run", {**AWX_META, "rotate": "db_password"}, playbook="playbooks/rotate_credentials.yml")
     assert job["rc"] != 0 and job["status"] == "failed", job["stdout"][-4000:]
     assert f"{pdd / 'inventory'}/group_vars/all/vault.yml does not exist" in job["stdout"], job["stdout"][-4000:]
-    assert "Rotate the credential" not in job["stdout"]
+    assert job["plays"] == ["Check the rotation before changing anything"], job["plays"]
     assert snapshot() == before
 
     (pdd / "env" / "cmdline").write_text("-u root --ask-vault-pass --forks=5 --check")
