@@ -21,7 +21,9 @@ description:
   - "Each host gets the variables C(crpbot_role), C(crpbot_user), C(crpbot_home), C(crpbot_project_dir),
     C(crpbot_project_name), C(crpbot_runtime_mode), C(crpbot_db_backend), C(crpbot_bucket), C(crpbot_region),
     C(crpbot_rds_host), C(crpbot_rds_port), C(crpbot_rds_database), C(crpbot_rds_user), C(crpbot_promotions_file),
-    plus C(ansible_user),
+    C(crpbot_inventory_dir) (the absolute directory of this file: the C(crpbot_group_vars) vars plugin loads its
+    C(group_vars/) and C(host_vars/) at run time even when the hosts arrive through an export of this
+    inventory, such as an AWX inventory source), plus C(ansible_user),
     C(ansible_connection) and, for ssh hosts, C(ansible_host) and C(ansible_port)."
   - Then the top-level O(vars) and the host's own O(hosts[].vars) are applied, in that order. Neither may
     set a variable listed above; use the entry's own key instead (for example O(hosts[].role), not
@@ -578,6 +580,8 @@ def check_vars(value: object, where: str, key: str) -> dict:
 
 def derived_fix(var: str, written: str) -> str:
     """The fix for a derived variable set through vars: "use 'role:' instead of vars.crpbot_role"."""
+    if DERIVED_VARS[var].startswith("("):  # derived from the file itself, no key sets it
+        return f"remove {written}; it is derived from {DERIVED_VARS[var][1:-1]}"
     key, _sep, scope = DERIVED_VARS[var].partition(" ")
     return f"use '{key}'{' at the top level' if scope else ''} instead of {written}"
 
@@ -709,6 +713,8 @@ def validate_host(entry: object, index: int, settings: Mapping, where: str | Non
         "ansible_user": user,
         "ansible_connection": connection,
     }
+    if settings.get("inventory_dir"):  # set by validate_config, from the file's own path
+        hostvars["crpbot_inventory_dir"] = settings["inventory_dir"]
     if connection == "ssh":
         hostvars["ansible_host"] = address
         hostvars["ansible_port"] = port
@@ -837,7 +843,8 @@ def validate_config(path: str, config_keys: object, valid_keys: tuple[str, ...] 
     except ConfigProblem as problem:
         problems.append(problem)
         raise AnsibleParserError(format_problems(path, problems)) from None
-    settings["promotions_file"] = os.path.join(os.path.dirname(os.path.abspath(path)),
+    settings["inventory_dir"] = os.path.dirname(os.path.abspath(path))
+    settings["promotions_file"] = os.path.join(settings["inventory_dir"],
                                                os.path.expanduser(settings["promotions_file"]))
 
     entries = options.get("hosts")

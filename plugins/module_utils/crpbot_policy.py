@@ -57,6 +57,8 @@ INVENTORY_FACTS = {
     "crpbot_rds_database": "rds.database (top level)",
     "crpbot_rds_user": "rds.user (top level)",
     "crpbot_promotions_file": "promotions_file: (top level)",
+    # The file's own directory: where its group_vars/ and host_vars/ are (the vault among them).
+    "crpbot_inventory_dir": "(where the inventory file is: move the file instead)",
 }
 
 # Variables earlier versions of the roles read as the host's role or mode. They decide nothing now; a

@@ -475,7 +475,8 @@ def test_real_inventory_list():
               "crpbot_region": "us-east-1", "crpbot_rds_host": RDS, "crpbot_rds_port": 5432,
               "crpbot_rds_database": "crpbot", "crpbot_rds_user": "crpbot_admin",
               "crpbot_runtime_mode": "dryrun", "crpbot_db_backend": "rds",
-              "crpbot_promotions_file": str(ROOT / "inventory/promotions.json")}
+              "crpbot_promotions_file": str(ROOT / "inventory/promotions.json"),
+              "crpbot_inventory_dir": str(ROOT / "inventory")}
     assert data["_meta"]["hostvars"]["local"] == shared | {
         "crpbot_role": "qc", "crpbot_user": "numan", "crpbot_home": "/home/numan",
         "crpbot_project_dir": "/home/numan/crpbot", "ansible_user": "numan", "ansible_connection": "local"}
@@ -509,7 +510,7 @@ def test_minimal_config_defaults(tmp_path):
         "crpbot_runtime_mode": "dryrun", "crpbot_db_backend": "sqlite", "crpbot_bucket": "crpbot-market-data-dev",
         "crpbot_region": "us-east-1", "crpbot_rds_host": "", "crpbot_rds_port": 5432,
         "crpbot_rds_database": "crpbot", "crpbot_rds_user": "crpbot_admin",
-        "crpbot_promotions_file": str(tmp_path / "promotions.json"),
+        "crpbot_promotions_file": str(tmp_path / "promotions.json"), "crpbot_inventory_dir": str(tmp_path),
         "ansible_user": "alice", "ansible_connection": "ssh", "ansible_host": "ws", "ansible_port": 22,
     }
 
@@ -635,3 +636,14 @@ def test_promotions_file_cannot_be_set_by_vars(tmp_path):
               "hosts": [{"name": "qc1", "user": "numan", "connection": "local", "db_backend": "sqlite"}]}
     result = run(ANSIBLE_INVENTORY, "-i", str(write_config(tmp_path, "forged", config)), "--list")
     assert "crpbot_promotions_file" in result.stderr and "/tmp/forged.json" not in result.stdout
+
+
+def test_inventory_dir_is_the_files_own_and_cannot_be_set_by_vars(tmp_path):
+    """crpbot_inventory_dir says where the vault of the hosts is (see plugins/vars/crpbot_group_vars.py)."""
+    host = {"name": "qc1", "user": "numan", "connection": "local", "db_backend": "sqlite"}
+    data = inventory_list(write_config(tmp_path, "located", {"plugin": "crpbot", "hosts": [host]}))
+    assert data["_meta"]["hostvars"]["qc1"]["crpbot_inventory_dir"] == str(tmp_path)
+    config = {"plugin": "crpbot", "vars": {"crpbot_inventory_dir": "/etc/forged"}, "hosts": [host]}
+    result = run(ANSIBLE_INVENTORY, "-i", str(write_config(tmp_path, "forged", config)), "--list")
+    assert result.returncode != 0 and "/etc/forged" not in result.stdout
+    assert "vars.crpbot_inventory_dir" in result.stderr and "move the file instead" in result.stderr
