@@ -89,7 +89,8 @@ EXAMPLES = r"""
     version: "0.13.9"
     wheels:
       x86_64:
-        url: "https://files.pythonhosted.org/packages/3d/aa/26d64642d808de4a652579ef950d7cd2d37f080a8babf9c67c6b75fc4c3f/\
+        url: "https://files.pythonhosted.org/packages/3d/aa/\
+          26d64642d808de4a652579ef950d7cd2d37f080a8babf9c67c6b75fc4c3f/\
           uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
         sha256: d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19
     cache_dir: /home/numan/.cache/crpbot-ansible
