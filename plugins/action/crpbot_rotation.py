@@ -25,7 +25,8 @@ if _UTILS not in ansible.module_utils.__path__:
 
 from ansible.module_utils import crpbot_rotation as rot  # noqa: E402
 
-ACTIONS = ("plan", "begin", "set", "gate", "host_failed", "current", "rescue", "undo_set", "undo_vault", "report")
+ACTIONS = ("plan", "begin", "set", "gate", "host_failed", "current", "deactivate", "rescue", "undo_set", "undo_vault",
+           "report")
 REGISTER = "crpbot_rotation"
 HOST_REGISTER = "crpbot_rotation_host"
 
@@ -74,6 +75,8 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg=f"crpbot_rotation: action {action} needs the state of action begin, "
                                             f"registered as {REGISTER}")
             return result
+        self._state_secret = state.get("secret") or {}
+        self._state_slots = state.get("slots") or {}
         try:
             return getattr(self, "_" + action)(result, state, args, task_vars)
         except rot.RotationError as exc:
@@ -116,26 +119,47 @@ class ActionModule(ActionBase):
             return False, str(exc.message if hasattr(exc, "message") else exc)
         return not out.get("failed"), str(out.get("msg", ""))
 
-    def _service(self, task_vars, args, password, login):
-        """Run crpbot_rotate_service on the host this task is delegated to: (ok, altered, message)."""
-        module_args = {"project_dir": args["project_dir"], "service": "postgres", "action": "password",
-                       "password": password, "login_passwords": [login], "db": args["db"]}
+    def _module(self, task_vars, args, module_args):
+        """Run crpbot_rotate_service on the host this task is delegated to: (ok, result, message)."""
+        module_args = {"project_dir": args["project_dir"], **module_args}
         try:
             out = self._execute_module(module_name="crpbot_rotate_service", module_args=module_args,
                                        task_vars=task_vars)
-        except AnsibleError as exc:  # the admin host unreachable: the database may have changed
-            return False, True, f"unreachable: {args.get('admin_host', '?')} ({type(exc).__name__})"
+        except AnsibleError as exc:  # the admin host unreachable: the service may have changed
+            return False, {}, f"unreachable: {args.get('admin_host', '?')} ({type(exc).__name__})"
         if out.get("unreachable"):
-            return False, True, f"unreachable: {args.get('admin_host', '?')}"
+            return False, out, f"unreachable: {args.get('admin_host', '?')}"
         if out.get("failed"):
-            return False, bool(out.get("altered", True)), str(out.get("msg", "failed"))
-        return True, bool(out.get("altered", True)), ""
+            return False, out, str(out.get("msg", "failed"))
+        return True, out, ""
+
+    def _service(self, task_vars, args, password, login):
+        """Set the database role's password: (ok, altered, message)."""
+        ok, out, msg = self._module(task_vars, args, {"service": "postgres", "action": "password", "password": password,
+                                                       "login_passwords": [login], "db": args["db"]})
+        return ok, bool(out.get("altered", True)), msg
+
+    def _iam(self, task_vars, args, action, auth_name, auth_new, key_id=None):
+        """One IAM call for the slot ``auth_name``, signed with its old key or (auth_new) its new one."""
+        state_secret = self._state_secret
+        if auth_new:
+            auth = state_secret["new_keys"][auth_name]
+            auth_id, auth_secret = auth["access_key_id"], auth["secret_access_key"]
+        else:
+            auth_id, auth_secret = self._state_slots[auth_name]["key_id"], state_secret["old"][auth_name]
+        module_args = {"service": "iam", "action": action, "auth_access_key_id": auth_id,
+                       "auth_secret_access_key": auth_secret, "region": args.get("region") or "us-east-1",
+                       "endpoint_url": args.get("endpoint_url") or ""}
+        if key_id:
+            module_args["access_key_id"] = key_id
+        return self._module(task_vars, args, module_args)
 
     # ------------------------------------------------------------------ steps
     def _begin(self, result, args, task_vars):
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         try:
-            state = rot.begin(args.get("credential"), args.get("current"), args.get("pending") or None, started)
+            state = rot.begin(args.get("credential"), args.get("current"), args.get("pending") or None, started,
+                              slots=args.get("slots"), iam=args.get("iam"))
         except rot.RotationError as exc:
             result.update(failed=True, msg=str(exc))
             return result
@@ -144,15 +168,47 @@ class ActionModule(ActionBase):
             return self._done(result, state, msg="would record the rotation as pending", failed=False)
         ok, msg = True, "resuming from the vault's pending record"
         if record is not None:
-            ok, msg = self._vault(task_vars, args["vault_file"], [{"key": "vault_crpbot_rotation_pending", "value": record}], [])
+            ok, msg = self._vault(task_vars, args["vault_file"], [{"key": rot.PENDING, "value": record}], [])
         state = rot.service_step(state, "pending", ok, msg, may_have_changed=ok)
         result["changed"] = ok and record is not None
         return self._done(result, state, msg=msg)
 
     def _set(self, result, state, args, task_vars):
         rot.expect(state, "set")
-        ok, altered, msg = self._service(task_vars, args, state["secret"]["new"], state["secret"]["old"])
-        state = rot.service_step(state, "set", ok, msg, may_have_changed=state["resuming"] or altered)
+        if state["credential"] == "db_password":
+            ok, altered, msg = self._service(task_vars, args, state["secret"]["new"], state["secret"]["old"])
+            state = rot.service_step(state, "set", ok, msg, may_have_changed=state["resuming"] or altered)
+            return self._done(result, state, msg=msg)
+        ok, msg, created = True, "", []
+        for name in rot.keys_to_create(state):
+            ok, out, msg = self._iam(task_vars, args, "create", name, auth_new=False)
+            if not ok or not out.get("access_key_id") or not out.get("secret_access_key"):
+                ok, msg = False, f"AWS key {name}: {msg or 'IAM returned no new key'}"
+                break
+            state = rot.key_created(state, name, out["access_key_id"], out["secret_access_key"])
+            created.append(name)
+        state = rot.service_step(state, "set", ok, msg, may_have_changed=bool(state["secret"]["new_keys"]))
+        # The new keys go into the vault's pending record even when a later one failed: if the
+        # rollback cannot delete them, a rerun resumes with them.
+        recorded, vmsg = True, ""
+        if created:
+            recorded, vmsg = self._vault(task_vars, args["vault_file"],
+                                         [{"key": [rot.PENDING, "keys"], "value": state["secret"]["new_keys"]}], [])
+        if ok:
+            state = rot.service_step(state, "record", recorded, vmsg, may_have_changed=recorded)
+        elif not recorded:
+            state["why"].append(f"record: {vmsg}")
+        return self._done(result, state, msg=msg or vmsg or f"new keys for {', '.join(state['slots'])}")
+
+    def _deactivate(self, result, state, args, task_vars):
+        rot.expect(state, "deactivate")
+        ok, msg = True, ""
+        for name, slot in state["slots"].items():
+            ok, _out, msg = self._iam(task_vars, args, "deactivate", name, auth_new=True, key_id=slot["key_id"])
+            if not ok:
+                msg = f"AWS key {name}: {msg}"
+                break
+        state = rot.service_step(state, "deactivate", ok, msg, may_have_changed=True)
         return self._done(result, state, msg=msg)
 
     def _gate(self, result, state, args, task_vars):
@@ -163,9 +219,8 @@ class ActionModule(ActionBase):
 
     def _current(self, result, state, args, task_vars):
         rot.expect(state, "current")
-        ok, msg = self._vault(task_vars, args["vault_file"],
-                              [{"key": "vault_crpbot_db_password", "value": state["secret"]["new"]}],
-                              ["vault_crpbot_rotation_pending"])
+        set_items, remove = rot.vault_current(state)
+        ok, msg = self._vault(task_vars, args["vault_file"], set_items, remove)
         state = rot.service_step(state, "current", ok, msg, may_have_changed=ok)
         return self._done(result, state, msg=msg)
 
@@ -176,11 +231,32 @@ class ActionModule(ActionBase):
             k for k, v in rot.rollback_plan(state).items() if v))
 
     def _undo_set(self, result, state, args, task_vars):
-        if not rot.rollback_plan(state)["undo_service"]:
-            state = rot.service_undone(state, None, "", args["db"]["user"], args.get("admin_host", "?"))
-            return self._done(result, state, failed=False, msg="the database role was not changed")
-        ok, _altered, msg = self._service(task_vars, args, state["secret"]["old"], state["secret"]["new"])
-        state = rot.service_undone(state, ok, msg, args["db"]["user"], args.get("admin_host", "?"))
+        plan = rot.rollback_plan(state)
+        db_user = (args.get("db") or {}).get("user", "?")
+        if not plan["undo_service"] and not plan["reactivate"]:
+            state = rot.service_undone(state, None, "", db_user, args.get("admin_host", "?"))
+            return self._done(result, state, failed=False, msg="the service was not changed")
+        if state["credential"] == "db_password":
+            ok, _altered, msg = self._service(task_vars, args, state["secret"]["old"], state["secret"]["new"])
+        else:
+            ok, msg, whys = True, "", []
+            names = list(state["secret"]["new_keys"])
+            if plan["reactivate"]:  # the old keys first, signed with the new ones
+                for name in names:
+                    done, _out, why = self._iam(task_vars, args, "activate", name, auth_new=True,
+                                                key_id=state["slots"][name]["key_id"])
+                    if not done:
+                        ok = False
+                        whys.append(f"AWS key {name}: {why}")
+            if ok:  # then the new keys, signed with the old ones
+                for name in names:
+                    done, _out, why = self._iam(task_vars, args, "delete", name, auth_new=False,
+                                                key_id=state["secret"]["new_keys"][name]["access_key_id"])
+                    if not done:
+                        ok = False
+                        whys.append(f"AWS key {name}: {why}")
+            msg = "; ".join(whys)
+        state = rot.service_undone(state, ok, msg, db_user, args.get("admin_host", "?"))
         result["changed"] = ok
         return self._done(result, state, failed=False, msg=state["service_outcome"])
 
@@ -192,8 +268,9 @@ class ActionModule(ActionBase):
 
     def _report(self, result, state, args, task_vars):
         hosts_all, alive = self._hosts(task_vars)
-        out = rot.report(state, hosts_all, alive, self._records(task_vars, hosts_all), args["db"]["user"],
-                         args["db"]["host"])
+        db = args.get("db") or {}
+        out = rot.report(state, hosts_all, alive, self._records(task_vars, hosts_all), db.get("user", "?"),
+                         db.get("host", "?"))
         # No state here: what this returns is shown.
         result.update(changed=False, failed=False, msg=out["summary"], status=out["status"],
                       fail_msg=out["fail_msg"], manual=out["manual"], done=state["done"])

@@ -7,7 +7,7 @@ decide and record. A rotation's state is a plain dict threaded from step to step
 registered result): which steps were reached (and so may have changed something), which step
 failed, on which hosts and why, what the rollback could not undo. Nothing here talks to a host.
 
-Steps of ``db_password``, in order (``aws_access_key`` still runs from playbooks/rotate/*.yml):
+Steps of ``db_password``, in order:
 
 =========  ==========================================================  =====================
 step       what it does                                                undone by
@@ -21,6 +21,11 @@ current    the vault records the new secret as current                  restorin
 verify     every host: the app's checks with the live files             -
 =========  ==========================================================  =====================
 
+``aws_access_key`` has one "slot" per AWS key the hosts use (the shared key, a key per role) and
+the steps pending, set (a second IAM key per slot), record (the new keys in the vault's pending
+record), stage, test, promote, current, deactivate (the old keys; never deleted in the same run),
+verify; its service rollback reactivates the old keys, then deletes the new ones.
+
 The state holds the old and new secret under ``secret``; every task that carries it is
 ``no_log`` and :func:`public` strips it from whatever is shown.
 """
@@ -32,7 +37,9 @@ import string
 
 STEPS = {
     "db_password": ("pending", "stage", "set", "test", "promote", "current", "verify"),
+    "aws_access_key": ("pending", "set", "record", "stage", "test", "promote", "current", "deactivate", "verify"),
 }
+PENDING = "vault_crpbot_rotation_pending"
 # Steps every host takes part in (a gate after each); the others run once for all.
 HOST_STEPS = ("stage", "test", "promote", "verify")
 PASSWORD_LENGTH = 40
@@ -47,10 +54,16 @@ def new_password(length: int = PASSWORD_LENGTH) -> str:
     return "".join(secrets.choice(PASSWORD_CHARS) for _ in range(length))
 
 
-def begin(credential: str, current: str, pending: dict | None, started: str, make_secret=new_password) -> dict:
+def begin(credential: str, current, pending: dict | None, started: str, make_secret=new_password,
+          slots: list[dict] | None = None, iam: dict | None = None) -> dict:
     """The state of a rotation about to start, resuming from the vault's pending record when it is
     one of the same credential. Refuses a pending record of another credential and a missing current
-    secret before anything is changed."""
+    secret before anything is changed.
+
+    db_password: ``current`` is the vault's password. aws_access_key: ``current`` is {slot: secret
+    access key}, ``slots`` the slots ({name, hosts, key_id, id_path, secret_path}) and ``iam``
+    {slot: {user, keys: [{access_key_id, status}]}}; a resumed rotation keeps only the new keys IAM
+    still has."""
     if credential not in STEPS:
         raise RotationError(f"credential must be one of {', '.join(STEPS)}, got {credential!r}")
     pending = pending or {}
@@ -59,19 +72,8 @@ def begin(credential: str, current: str, pending: dict | None, started: str, mak
             f"the vault records a pending {pending.get('credential', '?')} rotation (started "
             f"{pending.get('started', '?')}) that did not finish: resume it first with "
             f"-e rotate={pending.get('credential', '?')}")
-    if not isinstance(current, str) or not current:
-        raise RotationError(f"the vault holds no current {credential} (vault_crpbot_{credential}): a rotation starts "
-                            "from it; add it with ansible-vault edit")
     resuming = bool(pending)
-    if resuming:
-        new = pending.get("db_password")
-        if not isinstance(new, str) or not new:
-            raise RotationError("the vault's pending db_password record holds no password; remove "
-                                "vault_crpbot_rotation_pending with ansible-vault edit after checking which password "
-                                "the database has, then rerun")
-    else:
-        new = make_secret()
-    return {
+    state = {
         "credential": credential,
         "started": pending.get("started", started) if resuming else started,
         "resuming": resuming,
@@ -84,15 +86,74 @@ def begin(credential: str, current: str, pending: dict | None, started: str, mak
         "manual": [],
         "service_undone": True,
         "service_outcome": "unchanged",
-        "secret": {"old": current, "new": new},
     }
+    if credential == "db_password":
+        if not isinstance(current, str) or not current:
+            raise RotationError("the vault holds no current db_password (vault_crpbot_db_password): a rotation "
+                                "starts from it; add it with ansible-vault edit")
+        if resuming:
+            new = pending.get("db_password")
+            if not isinstance(new, str) or not new:
+                raise RotationError("the vault's pending db_password record holds no password; remove "
+                                    f"{PENDING} with ansible-vault edit after checking which password the "
+                                    "database has, then rerun")
+        else:
+            new = make_secret()
+        state["secret"] = {"old": current, "new": new}
+        return state
+    slots = slots or []
+    iam = iam or {}
+    if not slots:
+        raise RotationError("no AWS key to rotate: no host uses vault_crpbot_aws_access_key_id or a key of "
+                            "vault_crpbot_aws_keys_by_role")
+    missing = [slot["name"] for slot in slots if not (current or {}).get(slot["name"])]
+    if missing:
+        raise RotationError(f"the vault holds no secret access key for the AWS key(s) {', '.join(missing)}; "
+                            "add it with ansible-vault edit")
+    new_keys = {}
+    for name, key in ((pending.get("keys") or {}) if resuming else {}).items():
+        ids = [k.get("access_key_id") for k in (iam.get(name) or {}).get("keys") or []]
+        if isinstance(key, dict) and key.get("access_key_id") in ids:
+            new_keys[name] = key
+    state["slots"] = {slot["name"]: {k: slot[k] for k in ("hosts", "key_id", "id_path", "secret_path")}
+                      | {"user": (iam.get(slot["name"]) or {}).get("user", "?")} for slot in slots}
+    state["secret"] = {"old": {name: current[name] for name in state["slots"]}, "new_keys": new_keys}
+    return state
+
+
+def keys_to_create(state: dict) -> list[str]:
+    """The slots that still need a new IAM key (a resumed rotation may have some already)."""
+    return [name for name in state["slots"] if name not in state["secret"]["new_keys"]]
+
+
+def key_created(state: dict, name: str, access_key_id: str, secret_access_key: str) -> dict:
+    state["secret"]["new_keys"][name] = {"access_key_id": access_key_id, "secret_access_key": secret_access_key,
+                                         "old_access_key_id": state["slots"][name]["key_id"]}
+    return state
 
 
 def pending_record(state: dict) -> dict | None:
     """The vault record to write before anything else changes (None when resuming: it is there)."""
     if state["resuming"]:
         return None
-    return {"credential": state["credential"], "started": state["started"], "db_password": state["secret"]["new"]}
+    record = {"credential": state["credential"], "started": state["started"]}
+    if state["credential"] == "db_password":
+        record["db_password"] = state["secret"]["new"]
+    else:
+        record["keys"] = {}
+    return record
+
+
+def vault_current(state: dict) -> tuple[list[dict], list[str]]:
+    """The vault edit of the step current: the new value(s) as current, the pending record dropped."""
+    if state["credential"] == "db_password":
+        return [{"key": "vault_crpbot_db_password", "value": state["secret"]["new"]}], [PENDING]
+    items = []
+    for name, slot in state["slots"].items():
+        new = state["secret"]["new_keys"][name]
+        items += [{"key": slot["id_path"], "value": new["access_key_id"]},
+                  {"key": slot["secret_path"], "value": new["secret_access_key"]}]
+    return items, [PENDING]
 
 
 def next_step(state: dict) -> str | None:
@@ -173,36 +234,50 @@ def rollback_plan(state: dict) -> dict[str, bool]:
     done = set(state["done"])
     return {
         "restore_files": bool(done & {"stage", "promote"}),
+        "reactivate": "deactivate" in done,
         "undo_service": "set" in done,
         "restore_vault": "current" in done,
         "drop_pending": True,
     }
 
 
-def service_undone(state: dict, ok: bool, msg: str, db_user: str, admin_host: str) -> dict:
+def service_undone(state: dict, ok: bool | None, msg: str, db_user: str = "?", admin_host: str = "?") -> dict:
     """Record the service's rollback (``ok`` None: nothing to undo)."""
     if ok is None:
         state["service_outcome"] = "unchanged"
         return state
     state["service_undone"] = bool(ok)
+    aws = state["credential"] == "aws_access_key"
     if ok:
-        state["service_outcome"] = "set back to the current password of the vault"
+        state["service_outcome"] = ("new keys deleted, old keys active" if aws
+                                    else "set back to the current password of the vault")
+    elif aws:
+        state["service_outcome"] = "NOT undone"
+        ids = ", ".join(key["access_key_id"] for key in state["secret"]["new_keys"].values())
+        state["manual"].append(
+            f"IAM: the new key(s) {ids} could not be removed or the old key(s) reactivated ({msg or '?'}); the "
+            f"vault keeps them as {PENDING}: rerun -e rotate=aws_access_key to resume")
     else:
         state["service_outcome"] = "NOT set back"
         state["manual"].append(
             f"the database role {db_user} may still have the new password ({msg or 'unreachable: ' + admin_host}); "
-            "the vault keeps it as vault_crpbot_rotation_pending: rerun -e rotate=db_password to resume, once the "
-            "database is back")
+            f"the vault keeps it as {PENDING}: rerun -e rotate=db_password to resume, once the database is back")
     return state
 
 
 def vault_restore(state: dict) -> tuple[list[dict], list[str]]:
-    """The vault edit that puts it back: the old value when the new one was recorded as current,
+    """The vault edit that puts it back: the old value(s) when the new ones were recorded as current,
     and the pending record dropped only when the service is back to the vault's current value
     (otherwise a rerun resumes from it)."""
-    plan = rollback_plan(state)
-    set_items = [{"key": "vault_crpbot_db_password", "value": state["secret"]["old"]}] if plan["restore_vault"] else []
-    remove = ["vault_crpbot_rotation_pending"] if state["service_undone"] else []
+    set_items = []
+    if rollback_plan(state)["restore_vault"]:
+        if state["credential"] == "db_password":
+            set_items = [{"key": "vault_crpbot_db_password", "value": state["secret"]["old"]}]
+        else:
+            for name, slot in state["slots"].items():
+                set_items += [{"key": slot["id_path"], "value": slot["key_id"]},
+                              {"key": slot["secret_path"], "value": state["secret"]["old"][name]}]
+    remove = [PENDING] if state["service_undone"] else []
     return set_items, remove
 
 
@@ -213,8 +288,23 @@ def vault_undone(state: dict, ok: bool, msg: str, vault_file: str) -> dict:
     return state
 
 
+def credential_lines(state: dict, db_user: str, db_host: str) -> list[str]:
+    """What the summary says per credential (names and key ids, never a secret)."""
+    failed = state["failed"]
+    if state["credential"] == "db_password":
+        return [f"database role {db_user} on {db_host}: "
+                + ("new password set and recorded in the vault" if not failed else f"password {state['service_outcome']}")]
+    lines = []
+    for name, slot in state["slots"].items():
+        new = state["secret"]["new_keys"].get(name)
+        lines.append(f"AWS key {name} (IAM user {slot['user']}, hosts {', '.join(slot['hosts'])}): old {slot['key_id']}"
+                     + (f", new {new['access_key_id']}" if new else ", no new key")
+                     + ("; old key inactive, new key in use" if not failed else ""))
+    return lines
+
+
 def report(state: dict, hosts_all: list[str], hosts_alive: list[str], records: dict[str, list[dict]],
-           db_user: str, db_host: str) -> dict:
+           db_user: str = "?", db_host: str = "?") -> dict:
     """The summary lines and, for a rotation that did not finish, the message the run fails with."""
     lost = sorted(set(state["lost_hosts"]) | {h for h in hosts_all if h not in hosts_alive})
     manual = list(state["manual"])
@@ -233,9 +323,7 @@ def report(state: dict, hosts_all: list[str], hosts_alive: list[str], records: d
         status = "ROLLED BACK" if not manual else "NOT FULLY ROLLED BACK"
         head = (f"ROTATION {state['credential']}: "
                 + ("ROLLED BACK" if not manual else "FAILED, NOT FULLY ROLLED BACK") + f" (step {failed} failed{where})")
-    lines = [head,
-             f"database role {db_user} on {db_host}: "
-             + ("new password set and recorded in the vault" if not failed else f"password {state['service_outcome']}")]
+    lines = [head, *credential_lines(state, db_user, db_host)]
     if state["why"]:
         lines.append("why: " + "; ".join(state["why"]))
     lines += [f"{host}: {why}" for host, why in sorted(state["host_why"].items())]
@@ -243,6 +331,11 @@ def report(state: dict, hosts_all: list[str], hosts_alive: list[str], records: d
         lines.append("verified with the new credential: " + ", ".join(hosts_alive))
     if manual:
         lines.append("left to do: " + "; ".join(manual))
+    if not failed and state["credential"] == "aws_access_key":
+        lines.append("left to do: delete the deactivated key(s) "
+                     + ", ".join(slot["key_id"] for slot in state["slots"].values())
+                     + " once nothing else uses them: ansible-playbook playbooks/rotate_credentials.yml"
+                       " -e rotate=aws_inactive_keys")
     fail_msg = ""
     if failed:
         fail_msg = (f"{status}: the {state['credential']} rotation failed at step {failed}{where}. "

@@ -14,12 +14,12 @@ short_description: The bookkeeping of a credential rotation (a state machine on 
 description:
   - Runs on the controller (an action plugin). playbooks/rotate/db_password.yml lists the steps of a rotation
     (pending, stage, set, test, promote, current, verify); each call of this action is one step, decides
-    whether it may run and records what it did. The rotation's state is this action's own result: register
-    it as C(crpbot_rotation) and the next call reads it back. The decisions are plain functions in
+    whether it may run and records what it did. The rotation's state is this action's own result, registered
+    as C(crpbot_rotation), which the next call reads back. The decisions are plain functions in
     C(plugins/module_utils/crpbot_rotation.py).
   - A step that fails returns C(failed) (Ansible's normal failure flow takes the play to its C(rescue)), with
     the state naming the step, the host(s) and why. The rescue's calls (O(action=rescue), O(action=undo_set),
-    O(action=undo_vault)) never fail: what they cannot undo is recorded as a step left to do by hand.
+    O(action=undo_vault)) never fail; what they cannot undo is recorded as a step left to do by hand.
   - "O(action=plan): the plan a run would follow (names hosts, files, the database role, the vault keys)."
   - "O(action=begin): takes the pending password from O(pending) (resuming) or generates a new 40-character one,
     and records it as C(vault_crpbot_rotation_pending) in O(vault_file) before anything else changes."
