@@ -12,8 +12,10 @@ DOCUMENTATION = r"""
 module: crpbot_rotation
 short_description: The bookkeeping of a credential rotation (a state machine on the controller)
 description:
-  - Runs on the controller (an action plugin). playbooks/rotate/db_password.yml lists the steps of a rotation
-    (pending, stage, set, test, promote, current, verify); each call of this action is one step, decides
+  - Runs on the controller (an action plugin). playbooks/rotate/db_password.yml and aws_access_key.yml list
+    the steps of a rotation (db_password - pending, stage, set, test, promote, current, verify;
+    aws_access_key - pending, set, record, stage, test, promote, current, deactivate, verify, with one
+    "slot" per AWS key the hosts use); each call of this action is one step, decides
     whether it may run and records what it did. The rotation's state is this action's own result, registered
     as C(crpbot_rotation), which the next call reads back. The decisions are plain functions in
     C(plugins/module_utils/crpbot_rotation.py).
@@ -23,14 +25,19 @@ description:
   - "O(action=plan): the plan a run would follow (names hosts, files, the database role, the vault keys)."
   - "O(action=begin): takes the pending password from O(pending) (resuming) or generates a new 40-character one,
     and records it as C(vault_crpbot_rotation_pending) in O(vault_file) before anything else changes."
-  - "O(action=set) and O(action=undo_set): run C(crpbot_rotate_service) (service C(postgres), action
-    C(password)) on the host the task is delegated to; C(set) logs in with the old password and sets the new
-    one, C(undo_set) the reverse, only when C(set) was reached."
+  - "O(action=set) and O(action=undo_set): run C(crpbot_rotate_service) on the host the task is delegated to.
+    db_password - C(set) logs in with the old password and sets the new one, C(undo_set) the reverse, only
+    when C(set) was reached. aws_access_key - C(set) creates a second IAM key per slot (signed with the old
+    key) and records the new keys in the vault's pending record (step C(record), also after a partial
+    failure, so a rerun can resume); C(undo_set) reactivates the old keys when C(deactivate) was reached
+    (signed with the new keys), then deletes the new keys (signed with the old ones)."
+  - "O(action=deactivate): aws_access_key - deactivates each slot's old key (never deleted in the same run)."
   - "O(action=gate): after a step every host runs (O(step)), fails it when a host recorded a failure of it
     (O(action=host_failed) in its rescue) or is no longer in the play (unreachable)."
   - "O(action=host_failed): run per host in the rescue of a step; records why (the failing app checks among
     O(checks), or the task's message) under C(crpbot_rotation_host)."
-  - "O(action=current): records the new password as C(vault_crpbot_db_password) and drops the pending record."
+  - "O(action=current): records the new password (C(vault_crpbot_db_password)) or the new keys (each slot's
+    id and secret paths) as current and drops the pending record."
   - "O(action=rescue): the rollback plan (C(plan): restore_files, undo_service, restore_vault); a failure no
     step recorded is recorded here, naming the task."
   - "O(action=undo_vault): puts the vault back (the old password when it was recorded as current; the
@@ -44,13 +51,29 @@ options:
     description: The step to run or record.
     type: str
     required: true
-    choices: [plan, begin, set, gate, host_failed, current, rescue, undo_set, undo_vault, report]
+    choices: [plan, begin, set, gate, host_failed, current, deactivate, rescue, undo_set, undo_vault, report]
   credential:
-    description: With O(action=begin) or O(action=plan), the credential to rotate.
+    description: With O(action=begin) or O(action=plan), the credential to rotate (O(action=plan) knows
+      C(db_password) only; the AWS plan is printed by playbooks/rotate/plan.yml).
     type: str
-    choices: [db_password]
+    choices: [db_password, aws_access_key]
   current:
-    description: With O(action=begin), the vault's current password.
+    description: With O(action=begin), the vault's current password (db_password), or the secret access
+      key of each slot, C({slot - secret}) (aws_access_key).
+    type: raw
+  slots:
+    description: With O(action=begin) and aws_access_key, the AWS keys the hosts use, each C(name), C(hosts),
+      C(key_id), C(id_path), C(secret_path) (from playbooks/rotate/aws_slots.yml).
+    type: list
+    elements: dict
+  iam:
+    description: With O(action=begin) and aws_access_key, each slot's IAM C(user) and C(keys).
+    type: dict
+  region:
+    description: With aws_access_key, the AWS region of the IAM calls.
+    type: str
+  endpoint_url:
+    description: With aws_access_key, an IAM/STS endpoint (the test bed's); empty for AWS.
     type: str
   pending:
     description: With O(action=begin), the vault's pending record of this credential (resume), or C({}).
@@ -77,8 +100,8 @@ options:
     description: With O(action=rescue), its message.
     type: str
   project_dir:
-    description: With O(action=set) or O(action=undo_set), the crpbot checkout on the admin host (its .venv
-      has the app's psycopg).
+    description: With O(action=set), O(action=deactivate) or O(action=undo_set), the crpbot checkout on the
+      admin host (its .venv has the app's psycopg and boto3).
     type: path
   admin_host:
     description: The host that talks to the database (named in messages).
@@ -128,7 +151,7 @@ plan:
   description: What the rollback undoes (O(action=rescue)).
   returned: action=rescue
   type: dict
-  sample: {restore_files: true, undo_service: true, restore_vault: false, drop_pending: true}
+  sample: {restore_files: true, reactivate: false, undo_service: true, restore_vault: false, drop_pending: true}
 failures:
   description: The steps this host failed, each C(step) and C(why) (O(action=host_failed)).
   returned: action=host_failed
