@@ -5,9 +5,11 @@
 Documented in plugins/modules/crpbot_rotation.py; the decisions are plugins/module_utils/crpbot_rotation.py.
 Each call is one step of the playbook's list. The rotation's state is this plugin's own result,
 registered as ``crpbot_rotation`` and read back from the task's variables by the next call, so the
-state survives between tasks without a single ``set_fact``. A step that fails returns
-``failed`` (Ansible's normal failure flow takes the play to its rescue) with the state recording
-why; the rescue's calls never fail, they record what could not be undone.
+state survives between tasks without a single ``set_fact``. A step one host runs for
+all (run_once) records its failure in the state; the gate after it, run on every host, fails
+every host (Ansible's normal failure flow takes each host to the block's rescue: a failing
+run_once task would send only its own host there). The rescue's calls never fail, they record
+what could not be undone.
 """
 
 from __future__ import annotations
@@ -171,14 +173,14 @@ class ActionModule(ActionBase):
             ok, msg = self._vault(task_vars, args["vault_file"], [{"key": rot.PENDING, "value": record}], [])
         state = rot.service_step(state, "pending", ok, msg, may_have_changed=ok)
         result["changed"] = ok and record is not None
-        return self._done(result, state, msg=msg)
+        return self._done(result, state, msg=msg, failed=False)
 
     def _set(self, result, state, args, task_vars):
         rot.expect(state, "set")
         if state["credential"] == "db_password":
             ok, altered, msg = self._service(task_vars, args, state["secret"]["new"], state["secret"]["old"])
             state = rot.service_step(state, "set", ok, msg, may_have_changed=state["resuming"] or altered)
-            return self._done(result, state, msg=msg)
+            return self._done(result, state, msg=msg, failed=False)
         ok, msg, created = True, "", []
         for name in rot.keys_to_create(state):
             ok, out, msg = self._iam(task_vars, args, "create", name, auth_new=False)
@@ -198,7 +200,7 @@ class ActionModule(ActionBase):
             state = rot.service_step(state, "record", recorded, vmsg, may_have_changed=recorded)
         elif not recorded:
             state["why"].append(f"record: {vmsg}")
-        return self._done(result, state, msg=msg or vmsg or f"new keys for {', '.join(state['slots'])}")
+        return self._done(result, state, msg=msg or vmsg or f"new keys for {', '.join(state['slots'])}", failed=False)
 
     def _deactivate(self, result, state, args, task_vars):
         rot.expect(state, "deactivate")
@@ -209,12 +211,16 @@ class ActionModule(ActionBase):
                 msg = f"AWS key {name}: {msg}"
                 break
         state = rot.service_step(state, "deactivate", ok, msg, may_have_changed=True)
-        return self._done(result, state, msg=msg)
+        return self._done(result, state, msg=msg, failed=False)
 
     def _gate(self, result, state, args, task_vars):
-        hosts_all, alive = self._hosts(task_vars)
+        """Run on every host (not run_once: a run_once failure sends only its own host to the rescue):
+        after a step every host took part in (``step``), or after a step one host ran for all (no
+        ``step``), every host fails when the step failed, so every host goes to the rescue."""
         step = args.get("step")
-        state = rot.gate(state, step, hosts_all, alive, self._records(task_vars, hosts_all))
+        if step:
+            hosts_all, alive = self._hosts(task_vars)
+            state = rot.gate(state, step, hosts_all, alive, self._records(task_vars, hosts_all))
         return self._done(result, state)
 
     def _current(self, result, state, args, task_vars):
@@ -222,7 +228,7 @@ class ActionModule(ActionBase):
         set_items, remove = rot.vault_current(state)
         ok, msg = self._vault(task_vars, args["vault_file"], set_items, remove)
         state = rot.service_step(state, "current", ok, msg, may_have_changed=ok)
-        return self._done(result, state, msg=msg)
+        return self._done(result, state, msg=msg, failed=False)
 
     def _rescue(self, result, state, args, task_vars):
         state = rot.failure_seen(state, str(args.get("failed_task") or "?"), str(args.get("failed_msg") or ""))
