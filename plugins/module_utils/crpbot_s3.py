@@ -680,6 +680,9 @@ class Sync:
             else:
                 items, refreshed = plan_pull(remote, local, records, self.rules, self.p.get("delete", False),
                                              self.hasher)
+                if self.p.get("missing_only"):
+                    # Fetch what this host lacks; a local file that differs is the host's own, never replaced.
+                    items = [entry for entry in items if entry["action"] == "copy"]
                 where = "local"
             if direction == "push":
                 items = self.check_push(items, local, remote, records, refreshed, check_mode)

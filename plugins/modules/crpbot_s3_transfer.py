@@ -116,6 +116,14 @@ options:
     type: list
     elements: raw
     default: []
+  missing_only:
+    description:
+      - >-
+        Pull only: fetch only the selected keys that have no local file; a local file whose content
+        differs is left as it is (a builder fetching the approved versions another builder published
+        keeps its own files).
+    type: bool
+    default: false
   publisher:
     description:
       - >-
@@ -319,6 +327,7 @@ def main():
             immutable=dict(type="list", elements="raw", default=[]),
             registry=dict(type="str", default=""),
             publisher=dict(type="str", default=""),
+            missing_only=dict(type="bool", default=False),
             delete=dict(type="bool", default=False),
             max_deletes=dict(type="int", default=0),
             workers=dict(type="int", default=16),

@@ -845,3 +845,15 @@ def test_documentation_matches_the_argument_spec(monkeypatch):
         assert documented[name].get("choices") == option.get("choices"), name
     for text in (module.EXAMPLES, module.RETURN):
         yaml.safe_load(text)
+
+
+def test_missing_only_pull_fetches_absent_files_and_keeps_local_ones(client, tmp_path):
+    client.put_object(Bucket=BUCKET, Key="models/a/model.pt", Body=b"published a")
+    client.put_object(Bucket=BUCKET, Key="models/b/model.pt", Body=b"published b")
+    dst = tmp_path / "builder"
+    write_file(dst, "b/model.pt", b"this builder's own b")
+    result = sync(client, dst, "pull", prefix="models", missing_only=True, filters=["+ a/model.pt", "+ b/model.pt"])
+    assert result["counts"] == {"copy": 1, "update": 0, "delete": 0}
+    assert (dst / "a/model.pt").read_bytes() == b"published a"
+    assert (dst / "b/model.pt").read_bytes() == b"this builder's own b"
+    assert not sync(client, dst, "pull", prefix="models", missing_only=True, filters=["+ a/model.pt"])["changed"]
