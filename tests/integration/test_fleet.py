@@ -274,3 +274,16 @@ def test_the_live_gate_asks_once_naming_every_builder(converged):
     assert back.returncode == 0, output(back)[-3000:]
     for builder in BUILDERS:
         assert runtime_modes(converged, builder) == ["dryrun"]
+
+
+def test_down_removes_every_container_even_after_the_state_was_lost(tmp_path, monkeypatch):
+    """A test bed of its own (3 hosts) whose state lost its hosts, as by a crash: `down` still removes every
+    container (found by name; the services' records are kept so none of them is left running)."""
+    monkeypatch.setenv("CRPBOT_TESTBED_DIR", str(tmp_path / "crashed"))
+    try:
+        state = testbed.up(log=lambda *_: None, qc=2, builders=1)
+        assert sorted(testbed.leftover_containers()) == sorted(h["container"] for h in state["hosts"].values())
+        testbed.save_state({key: value for key, value in testbed.load_state().items() if key != "hosts"})
+    finally:
+        testbed.down(quiet=True)
+    assert testbed.leftover_containers() == []
