@@ -97,18 +97,35 @@ def run(cmd: list[str], *, env: dict[str, str] | None = None, check: bool = Fals
     )
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory):
-    """A fresh test bed for one test module (own state dir, ports and containers; ~8 s up and down)."""
+def _testbed(tmp_path_factory: pytest.TempPathFactory, qc: int = 1, builders: int = 1):
     state_dir = tmp_path_factory.mktemp("testbed")
     old = os.environ.get("CRPBOT_TESTBED_DIR")
     os.environ["CRPBOT_TESTBED_DIR"] = str(state_dir)
     try:
-        state = testbed.up(log=lambda *_: None)
-        yield {"state": state, "inventory": testbed.inventory_file(), "env": {"CRPBOT_TESTBED_DIR": str(state_dir)}}
+        state = testbed.up(log=lambda *_: None, qc=qc, builders=builders)
+        yield {"state": state, "inventory": testbed.inventory_file(), "env": {"CRPBOT_TESTBED_DIR": str(state_dir)},
+               "qc": [name for name, host in state["hosts"].items() if host["role"] == "qc"],
+               "builders": [name for name, host in state["hosts"].items() if host["role"] == "builder"]}
     finally:
         testbed.down(quiet=True)
         if old is None:
             os.environ.pop("CRPBOT_TESTBED_DIR", None)
         else:
             os.environ["CRPBOT_TESTBED_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh test bed for one test module (own state dir, ports and containers; ~8 s up and down)."""
+    yield from _testbed(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A fresh test bed with several hosts per role for one test module: the module's
+    ``pytestmark = pytest.mark.fleet(qc=2, builders=2)`` gives the counts (default 2 and 2). Besides
+    the ``sandbox`` keys it holds ``qc`` and ``builders``, the host names of each role in order
+    (sandbox-qc, sandbox-qc-2, ...)."""
+    marker = request.node.get_closest_marker("fleet")
+    counts = {"qc": 2, "builders": 2, **(marker.kwargs if marker else {})}
+    yield from _testbed(tmp_path_factory, qc=counts["qc"], builders=counts["builders"])

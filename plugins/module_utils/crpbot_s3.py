@@ -15,8 +15,17 @@ when they do not is the local file hashed; an object whose ETag changed is fetch
 and mtime look the same. Push stores the SHA-256 in the object metadata ``crpbot-sha256``.
 
 Model versions are immutable: a push refuses, before any transfer, to overwrite with other content or
-delete a key its ``immutable`` rules select, to publish a registry (``crpbot_models``) that rewrites or
-drops a published version, or one that names a model file other than the registered one.
+delete a key its ``immutable`` rules select, to publish a registry (``crpbot_models``) that rewrites a
+published version, or one that names a model file other than the registered one.
+
+Several builders publish into one registry. The bucket's registry is the union of what every builder
+published: a push merges its local entries into it (never dropping one another builder published) and
+writes it with a conditional put (``IfMatch`` the ETag it read, ``IfNoneMatch='*'`` when there was none),
+read-merge-write again when another builder wrote in between. Each version is claimed first by its
+publishing host: a claim object ``<prefix>/.crpbot-versions/<model_id>.json`` written with
+``IfNoneMatch='*'`` before any of its files goes up, so when two builders publish the same version, even
+in the same second, S3 lets exactly one claim through and the other push is refused naming both hosts.
+The registry entry records the host as ``published_by``.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
-from ansible.module_utils.crpbot_models import ModelError, parse_registry, registry_conflicts
+from ansible.module_utils.crpbot_models import MUTABLE, ModelError, parse_registry
 
 STATE_NAME = ".crpbot-s3-state.json"
 TMP_PREFIX = ".crpbot-s3-tmp-"
@@ -51,6 +60,17 @@ PENDING_PER_WORKER = 4
 MODELS_DIR = "models/"
 # Keys shown in a refusal; the rest are counted.
 SHOW_KEYS = 10
+
+# Where each published model version's claim lives, under the models prefix (never pulled or pushed
+# as a file: internal_name), and the registry field naming the publishing host.
+CLAIMS_DIR = ".crpbot-versions"
+PUBLISHED_BY = "published_by"
+# Read-merge-write rounds of the registry before a push gives up (each lost round means another
+# builder wrote the registry in between).
+REGISTRY_ROUNDS = 10
+# S3's answers to a conditional put that lost: 412 (the ETag moved on, or the key exists) and 409 (a
+# concurrent conditional write of the same key).
+CONDITION_LOST = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 
 # Calls a pull may make; anything else (put/delete/copy/multipart) is a write.
 READ_CALLS = frozenset({"list_objects_v2", "get_object", "head_object", "get_paginator", "download_fileobj"})
@@ -136,7 +156,7 @@ def selected(rules, rel):
 
 def internal_name(rel):
     name = rel.rsplit("/", 1)[-1]
-    return name == STATE_NAME or name.startswith(TMP_PREFIX)
+    return name == STATE_NAME or name.startswith(TMP_PREFIX) or rel.startswith(CLAIMS_DIR + "/")
 
 
 # --- prefixes and keys ------------------------------------------------------------------------
@@ -412,6 +432,57 @@ def registry_file_problems(entries, local, remote, sha_of):
     return problems
 
 
+def immutable_fields_differ(published, local):
+    """The fields of a published entry a local entry would change (``promoted``/``deployed_at`` may
+    change; ``published_by`` is the bucket's, never in a local registry)."""
+    return sorted(field for field in set(published) | set(local)
+                  if field not in MUTABLE and field != PUBLISHED_BY and published.get(field) != local.get(field))
+
+
+def merge_registry(published, local, host):
+    """The bucket's registry after ``host`` publishes its ``local`` entries: every published entry kept
+    (in order; the promotion marks of those in ``local`` taken from it), then ``local``'s new entries,
+    each with ``published_by: host``. Returns ``(merged, conflicts)``: conflicts name each published
+    version ``local`` would rewrite, and the host that published it."""
+    mine = {entry["model_id"]: entry for entry in local}
+    merged, conflicts = [], []
+    for entry in published:
+        ours = mine.pop(entry["model_id"], None)
+        if ours is None:
+            merged.append(entry)
+            continue
+        changed = immutable_fields_differ(entry, ours)
+        if changed:
+            owner = entry.get(PUBLISHED_BY) or "an unknown host"
+            conflicts.append(f"model {entry['model_id']} (published by {owner}) would change its published"
+                             f" {', '.join(changed)}")
+            merged.append(entry)
+            continue
+        merged.append({**entry, **{field: ours.get(field) for field in MUTABLE if field in ours}})
+    for entry in local:
+        if entry["model_id"] in mine:
+            merged.append({**entry, PUBLISHED_BY: host})
+    return merged, conflicts
+
+
+def claim_key(prefix, model_id):
+    return f"{prefix}{CLAIMS_DIR}/{model_id}.json"
+
+
+def claim_body(entry, host):
+    """The claim of a model version: who published it, and what (the immutable identity)."""
+    return json.dumps({"model_id": entry["model_id"], "model_path": entry["model_path"],
+                       "file_hash": entry["file_hash"], "host": host}, sort_keys=True).encode()
+
+
+def condition_lost(exc):
+    """Whether a botocore ClientError is S3 refusing a conditional write (someone else wrote first)."""
+    response = getattr(exc, "response", None) or {}
+    error = response.get("Error", {})
+    status = str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+    return error.get("Code") in CONDITION_LOST or status in ("412", "409")
+
+
 def summarize(items, limit):
     counts = {"copy": 0, "update": 0, "delete": 0}
     planned = 0
@@ -542,6 +613,12 @@ class Sync:
         if self.registry and (unsafe_reason(self.registry) or internal_name(self.registry)):
             raise ModuleFailure(f"registry {self.registry!r} must be a file's path relative to local_dir"
                                 " (no '.', '..' or empty components)")
+        self.publisher = (params.get("publisher") or "").strip()
+        if self.registry and not self.publisher:
+            raise ModuleFailure("registry is set but publisher is empty: set publisher to the inventory name of"
+                                " the publishing host (the roles pass inventory_hostname)")
+        self.registry_entries = []
+        self.registry_record = None
         self.target = target_id(self.bucket, self.prefix, params.get("endpoint_url"))
         self.lock = threading.Lock()
         self.transferred = 0
@@ -594,15 +671,21 @@ class Sync:
                 local, stale = {}, []
             state, records = load_state(self.root, self.target)
             if direction == "push":
-                items, refreshed = plan_push(local, remote, records, self.rules, self.p.get("delete", False),
+                # The registry is merged into the bucket's, never uploaded or deleted as a file.
+                files = {rel: v for rel, v in local.items() if rel != self.registry}
+                objects = {rel: v for rel, v in remote.items() if rel != self.registry}
+                items, refreshed = plan_push(files, objects, records, self.rules, self.p.get("delete", False),
                                              self.hasher, self.head_sha)
                 where = "remote"
             else:
                 items, refreshed = plan_pull(remote, local, records, self.rules, self.p.get("delete", False),
                                              self.hasher)
+                if self.p.get("missing_only"):
+                    # Fetch what this host lacks; a local file that differs is the host's own, never replaced.
+                    items = [entry for entry in items if entry["action"] == "copy"]
                 where = "local"
             if direction == "push":
-                items = self.check_push(items, local, remote, records, refreshed)
+                items = self.check_push(items, local, remote, records, refreshed, check_mode)
             deletes = check_cap(items, self.p.get("max_deletes", 0), where)
             if deletes and not self.p.get("delete", False):
                 raise ModuleFailure("internal error: deletes planned without delete=true")
@@ -616,11 +699,12 @@ class Sync:
                         pass
                 records.update(refreshed)
                 # The registry goes up after the files it names, and only when they all went up.
-                last = [e for e in items if direction == "push" and e["path"] == self.registry
-                        and e["action"] != "delete"]
-                self.execute(pool, [e for e in items if e not in last], local, remote, state, records)
-                if last:
-                    self.execute(pool, last, local, remote, state, records)
+                merge = [e for e in items if direction == "push" and e["path"] == self.registry]
+                self.execute(pool, [e for e in items if e not in merge], local, remote, state, records)
+                if merge:
+                    records[self.registry] = self.publish_registry(local, records)
+                elif self.registry_record:
+                    records[self.registry] = self.registry_record
                 records = {rel: rec for rel, rec in records.items()
                            if rel in remote or os.path.isfile(self.path(rel))}
                 if direction == "pull":
@@ -637,7 +721,7 @@ class Sync:
 
     # --- refusals of a push, before any transfer (check mode too) ----------------------------------
 
-    def check_push(self, items, local, remote, records, refreshed):
+    def check_push(self, items, local, remote, records, refreshed, check_mode=False):
         """The plan, minus immutable keys proven to hold the local content already; ModuleFailure
         when it rewrites an immutable key, or when the registry rewrites a published version or
         names a file that is not the registered one."""
@@ -645,6 +729,9 @@ class Sync:
         refreshed.update(same)
         items = [entry for entry in items if entry["path"] not in same]
         rewrites = immutable_violations(items, self.immutable)
+        if rewrites and self.registry:
+            # A rewrite of another builder's version: say whose (read-only: nothing is claimed).
+            self.check_registry(items, local, remote, {**records, **refreshed}, check_mode=True)
         if rewrites:
             first = rewrites[0]["path"]
             keys = [f"{self.url(e['path'])} ({e['action']}: {e['reason']})" for e in rewrites]
@@ -655,7 +742,9 @@ class Sync:
                 f" overwriting {self.path(first)}; to discard a local change restore the file from S3"
                 f" (aws s3 cp {self.url(first)} {self.path(first)})")
         if self.registry:
-            self.check_registry(items, local, remote, {**records, **refreshed})
+            planned = self.check_registry(items, local, remote, {**records, **refreshed}, check_mode)
+            if planned:
+                items.append(planned)
         return items
 
     def same_content(self, rewrites, local):
@@ -708,21 +797,15 @@ class Sync:
                     " again; the push will not replace a registry whose published versions it cannot read")
         return entries, published
 
-    def check_registry(self, items, local, remote, records):
+    def check_registry(self, items, local, remote, records, check_mode=False):
+        """Plan the registry's publication (a merge into the bucket's, see the module doc): refuse a
+        registry naming files that are not the registered ones, or rewriting a published version; claim
+        every version this push publishes first (read-only in check mode). Returns the plan item of the
+        registry, or None when the bucket's already holds every local entry as it is."""
         rel = self.registry
-        planned = any(entry["path"] == rel for entry in items)
-        if rel not in local and not planned:
-            return
-        entries, published = self.read_registry(rel, local, remote if planned else {})
-        if planned and published is not None:
-            conflicts = registry_conflicts(published, entries or [])
-            if conflicts:
-                raise ModuleFailure(
-                    f"refusing to push {self.path(rel)} over {self.url(rel)}: {name_some(conflicts)}. Fix: a model"
-                    " version is immutable: register the retrained model as a new version (new model_id and"
-                    " model_path) and keep every published entry as it is (only promoted and deployed_at may"
-                    f" change); to discard a local change restore the registry from S3 (aws s3 cp {self.url(rel)}"
-                    f" {self.path(rel)})")
+        if rel not in local:
+            return None
+        entries, _none = self.read_registry(rel, local, {})
         problems = registry_file_problems(entries or [], local, remote,
                                           lambda path: self.local_sha(path, local, records))
         if problems:
@@ -732,6 +815,146 @@ class Sync:
                 " published version from S3 (a model version is immutable), register a retrained model as a new"
                 " version (new model_id and model_path) with the file's SHA-256 as file_hash, or remove the entry"
                 " of a model that is on no host and not in S3")
+        size, mtime_ns = local[rel]
+        obj, rec = remote.get(rel), records.get(rel)
+        if obj and rec and rec.get("size") == size and rec.get("mtime_ns") == mtime_ns \
+                and rec.get("etag") == strip_etag(obj["etag"]):
+            return None  # merged into this very object already, and the local registry has not changed since
+        published, etag = self.published_registry()
+        merged, conflicts = merge_registry(published or [], entries, self.publisher)
+        # Another host's version first (named with both hosts), read-only; then this host's own rewrites;
+        # only then are the new versions claimed.
+        self.claim_versions(entries, published or [], check_mode=True)
+        self.refuse_conflicts(conflicts)
+        if not check_mode:
+            self.claim_versions(entries, published or [], check_mode=False)
+        self.registry_entries = entries
+        if published is not None and merged == published:
+            self.registry_record = {"size": size, "mtime_ns": mtime_ns, "etag": etag,
+                                    "sha256": self.local_sha(rel, local, records)}
+            return None
+        new = [entry["model_id"] for entry in merged[len(published or []):]]
+        reason = f"merge: new versions {', '.join(new)}" if new else "merge: promotion marks"
+        return item("update" if published is not None else "copy", rel, size, reason)
+
+    def refuse_conflicts(self, conflicts):
+        if conflicts:
+            rel = self.registry
+            raise ModuleFailure(
+                f"refusing to push {self.path(rel)} from host {self.publisher} into {self.url(rel)}:"
+                f" {name_some(conflicts)}. Fix: a model version is immutable: register the retrained model as a"
+                " new version (new model_id and model_path) and keep every published entry as it is (only"
+                f" promoted and deployed_at may change); to discard a local change restore the entry from"
+                f" {self.url(rel)}")
+
+    def published_registry(self):
+        """``(entries or None, ETag or None)`` of the bucket's registry, read once."""
+        key = self.prefix + self.registry
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:  # botocore's NoSuchKey: no registry published yet
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None, None
+            raise
+        body = response["Body"].read()
+        try:
+            entries = parse_registry(body, f"the published registry {self.url(self.registry)}")
+        except ModelError as exc:
+            reason = str(exc).rpartition(" Fix: ")[0] or str(exc)
+            raise ModuleFailure(
+                f"refusing to push to s3://{self.bucket}/{self.prefix}: {reason}. Fix: restore the last good"
+                f" version of {self.url(self.registry)} in the bucket (S3 object versions or a backup), then push"
+                " again; the push will not replace a registry whose published versions it cannot read") from None
+        return entries, strip_etag(response.get("ETag"))
+
+    def claim_versions(self, entries, published, check_mode):
+        """Claim each local version the bucket's registry does not credit to this host yet: a put of its
+        claim object with IfNoneMatch='*' (S3 lets one writer through). A claim held by another host, or
+        a registry entry it published, refuses the push naming both hosts; in check mode the claims are
+        only read."""
+        credited = {entry["model_id"]: entry.get(PUBLISHED_BY) for entry in published}
+        taken = []
+        for entry in entries:
+            owner = credited.get(entry["model_id"])
+            if owner == self.publisher:
+                continue
+            if owner:
+                taken.append((entry, owner))
+                continue
+            key = claim_key(self.prefix, entry["model_id"])
+            claim = None
+            if check_mode:
+                claim = self.read_claim(key)
+            else:
+                try:
+                    self.client.put_object(Bucket=self.bucket, Key=key, Body=claim_body(entry, self.publisher),
+                                           IfNoneMatch="*", ContentType="application/json")
+                except Exception as exc:
+                    if not condition_lost(exc):
+                        raise
+                    claim = self.read_claim(key)
+            if claim is None:
+                continue
+            if claim.get("host") != self.publisher:
+                taken.append((entry, claim.get("host") or "an unknown host"))
+            elif claim.get("file_hash") != entry["file_hash"] or claim.get("model_path") != entry["model_path"]:
+                taken.append((entry, f"{self.publisher} itself, with other content"))
+        if taken:
+            lines = [f"model {entry['model_id']} ({entry['model_path']}) is already published by {owner}"
+                     for entry, owner in taken]
+            first = taken[0][0]
+            raise ModuleFailure(
+                f"refusing to push from host {self.publisher} to s3://{self.bucket}/{self.prefix}: {name_some(lines)};"
+                f" host {self.publisher} may not publish the same model version. Nothing was uploaded. Fix: a model"
+                " version is published by one builder only: register this host's model as a new version (e.g."
+                f" a new version name than {first['version']}, so a new model_id and model_path), or remove the"
+                f" entry from {self.path(self.registry)} and the file {first['model_path']} on {self.publisher}")
+
+    def read_claim(self, key):
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        try:
+            claim = json.loads(body)
+        except ValueError:
+            claim = None
+        return claim if isinstance(claim, dict) else {"host": None}
+
+    def publish_registry(self, local, records):
+        """Merge this host's entries into the bucket's registry and write it conditionally, again from a
+        fresh read when another builder wrote in between. Returns the registry's new state record."""
+        rel = self.registry
+        key = self.prefix + rel
+        size, mtime_ns = local[rel]
+        for _round in range(REGISTRY_ROUNDS):
+            published, etag = self.published_registry()
+            merged, conflicts = merge_registry(published or [], self.registry_entries, self.publisher)
+            self.refuse_conflicts(conflicts)
+            if published is not None and merged == published:
+                new_etag = etag
+            else:
+                data = (json.dumps({"models": merged}, indent=2) + "\n").encode()
+                condition = {"IfMatch": f'"{etag}"'} if etag else {"IfNoneMatch": "*"}
+                try:
+                    response = self.client.put_object(
+                        Bucket=self.bucket, Key=key, Body=data, ContentType="application/json",
+                        Metadata={SHA_META: hashlib.sha256(data).hexdigest()},
+                        ContentMD5=base64.b64encode(hashlib.md5(data).digest()).decode("ascii"),  # noqa: S324
+                        **condition)
+                except Exception as exc:
+                    if condition_lost(exc):
+                        continue  # another builder wrote the registry since it was read: merge again
+                    raise
+                new_etag = strip_etag(response.get("ETag"))
+                with self.lock:
+                    self.transferred += len(data)
+            return {"size": size, "mtime_ns": mtime_ns, "etag": new_etag,
+                    "sha256": self.local_sha(rel, local, records)}
+        raise ModuleFailure(f"{self.url(rel)}: other builders wrote the registry {REGISTRY_ROUNDS} times while this"
+                            f" push from {self.publisher} merged into it; run the push again")
 
     def execute(self, pool, items, local, remote, state, records):
         direction = self.p["direction"]

@@ -114,10 +114,11 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.crpbot_env import EnvFileError, bindings, parse_env
-from ansible.module_utils.crpbot_models import MANAGED_DIRS, PROMOTED_DIR, file_sha
+from ansible.module_utils.crpbot_models import MANAGED_DIRS, PROMOTED_DIR, REGISTRY_PATH, file_sha
 from ansible.module_utils.crpbot_policy import mode_keys
 from ansible.module_utils.crpbot_probes import VenvError, git, repo_facts, venv_probe, venv_python_version, venv_state
-from ansible.module_utils.crpbot_s3 import file_hashes, load_state, normalize_prefix, plan_push, target_id, walk_local
+from ansible.module_utils.crpbot_s3 import (file_hashes, internal_name, load_state, normalize_prefix, plan_push,
+                                            target_id, walk_local)
 
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -263,7 +264,12 @@ def s3_compare(project, local, prefix, remote, params, limit):
     if local == "models":  # the promotion's dirs are per host, never compared with S3
         files = {rel: v for rel, v in files.items()
                  if not any(f"models/{rel}".startswith(managed + "/") for managed in MANAGED_DIRS)}
-    remote = {rel: {"size": size, "etag": etag} for rel, (size, etag) in remote.items()}
+    if local == "models":  # the registry is merged into the bucket's (every builder's entries), not mirrored
+        registry = REGISTRY_PATH[len("models/"):]
+        files.pop(registry, None)
+        remote = {rel: value for rel, value in remote.items() if rel != registry}
+    # The claims of model versions (crpbot_s3's .crpbot-versions/) are the bucket's bookkeeping, not files.
+    remote = {rel: {"size": size, "etag": etag} for rel, (size, etag) in remote.items() if not internal_name(rel)}
     _, records = load_state(root, target_id(params["bucket"], normalize_prefix(prefix), params["endpoint_url"]))
     items, _ = plan_push(files, remote, records, [], False, lambda rel: file_hashes(os.path.join(root, rel)))
     missing = [f"{local}/{entry['path']}" for entry in items if entry["action"] == "copy"]

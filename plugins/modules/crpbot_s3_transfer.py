@@ -51,12 +51,21 @@ description:
     C(crpbot-sha256), e.g. uploaded by another tool, is hashed from S3 to find out).
   - >-
     B(The model registry.) With O(registry) set, a push reads that file (relative to O(local_dir)) as the
-    model registry (C(models/registry.json)). When the push would replace or delete the bucket's copy,
-    both are parsed and the push fails before any transfer when either does not parse or when the local
-    one would change or drop a published version (any field but C(promoted) and C(deployed_at)). It
-    also fails when a registered model's file is in O(local_dir) with a SHA-256 other than its
-    C(file_hash), or is neither in O(local_dir) nor in the bucket. The registry is uploaded after every
-    other file, and only when they all went up.
+    model registry (C(models/registry.json)) and fails before any transfer when it does not parse, when a
+    registered model's file is in O(local_dir) with a SHA-256 other than its C(file_hash) or is neither in
+    O(local_dir) nor in the bucket, or when it would change a published version (any field but
+    C(promoted) and C(deployed_at)). The registry is never uploaded or deleted as a file: it is merged into
+    the bucket's (the union of what every builder published; an entry published by another builder is
+    kept even though this host's registry lacks it), after every other file went up, with a conditional
+    put (C(If-Match) the ETag it read, C(If-None-Match) when there is none), merged again from a fresh read
+    when another builder wrote in between. The bucket's entry records its publishing host as
+    C(published_by).
+  - >-
+    B(One publisher per model version.) Before any file goes up, each version this push publishes is
+    claimed with a put of C(<prefix>/.crpbot-versions/<model_id>.json) (its host, path and SHA-256) with
+    C(If-None-Match: *): of two builders publishing the same version, even at the same moment, S3 lets one
+    claim through and the other push fails naming both hosts, having uploaded nothing. A rerun by the
+    publishing host finds its own claim. Claims are never pulled. In check mode claims are only read.
   - >-
     B(Atomic downloads.) Each object is written to a C(.crpbot-s3-tmp-*) file in its target dir, its
     size, MD5 (single-part ETag) and C(crpbot-sha256) are verified, its mtime set to the object's, and
@@ -107,6 +116,21 @@ options:
     type: list
     elements: raw
     default: []
+  missing_only:
+    description:
+      - >-
+        Pull only: fetch only the selected keys that have no local file; a local file whose content
+        differs is left as it is (a builder fetching the approved versions another builder published
+        keeps its own files).
+    type: bool
+    default: false
+  publisher:
+    description:
+      - >-
+        Push only, required with O(registry): the inventory name of the publishing host (the roles pass
+        C(inventory_hostname)), recorded in each version's claim and registry entry and named in refusals.
+    type: str
+    default: ""
   registry:
     description:
       - >-
@@ -180,6 +204,7 @@ EXAMPLES = r"""
     filters: ["- promoted/**", "- .crpbot-promotion/**", "- unapproved/**"]
     immutable: ["- registry.json"]
     registry: registry.json
+    publisher: "{{ inventory_hostname }}"
   vars:
     ansible_python_interpreter: /root/crpbot/.venv/bin/python
 
@@ -301,6 +326,8 @@ def main():
             filters=dict(type="list", elements="raw", default=[]),
             immutable=dict(type="list", elements="raw", default=[]),
             registry=dict(type="str", default=""),
+            publisher=dict(type="str", default=""),
+            missing_only=dict(type="bool", default=False),
             delete=dict(type="bool", default=False),
             max_deletes=dict(type="int", default=0),
             workers=dict(type="int", default=16),

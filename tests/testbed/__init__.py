@@ -1,8 +1,9 @@
 # Copyright: crpbot-ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The crpbot sandbox: two real hosts and the services they talk to, on this one machine.
+"""The crpbot sandbox: real hosts and the services they talk to, on this one machine.
 
-``python -m tests.testbed up`` brings up, all on 127.0.0.1:
+``python -m tests.testbed up [--qc N] [--builders M]`` brings up, all on 127.0.0.1 (one of each by
+default; extra hosts are named sandbox-qc-2, ..., sandbox-builder-2, ...):
 
 * a QC host: a podman container running sshd on its own loopback port, user ``numan``
   (non-root, no sudo), home ``/home/numan``;
@@ -444,11 +445,45 @@ HOSTS = (
     {"name": "sandbox-qc", "user": QC_USER, "role": "qc"},
     {"name": "sandbox-builder", "user": "root", "role": "builder"},
 )
+# Every container of a state dir is named crpbot-testbed-<ident>-<host>: `down` finds them all by this
+# prefix, also those of a crashed `up --qc 8` whose state file was lost.
+CONTAINER_PREFIX = "crpbot-testbed-"
+
+
+def fleet_hosts(qc: int = 1, builders: int = 1) -> list[dict[str, str]]:
+    """The hosts of a test bed with ``qc`` QC hosts and ``builders`` builder hosts.
+
+    The first of each keeps the names of the two-host test bed (sandbox-qc, sandbox-builder), so
+    everything written for it still holds; the others are numbered from 2 (sandbox-qc-2, ...,
+    sandbox-builder-2, ...). A QC host is reached as the non-root user, a builder as root, each in
+    its own container (a builder's home is /root in each)."""
+    if qc < 1 or builders < 1:
+        raise TestbedError(f"a test bed needs at least one QC host and one builder (asked: --qc {qc} "
+                           f"--builders {builders}). Fix: pass --qc 1 or more and --builders 1 or more")
+    hosts = []
+    for role, count, user in (("qc", qc, QC_USER), ("builder", builders, "root")):
+        for index in range(1, count + 1):
+            name = f"sandbox-{role}" + (f"-{index}" if index > 1 else "")
+            hosts.append({"name": name, "user": user, "role": role})
+    return hosts
+
+
+def container_prefix() -> str:
+    """The name prefix of every container of this state dir."""
+    ident = hashlib.sha256(str(state_dir()).encode()).hexdigest()[:8]
+    return f"{CONTAINER_PREFIX}{ident}-"
 
 
 def container_name(host: str) -> str:
-    ident = hashlib.sha256(str(state_dir()).encode()).hexdigest()[:8]
-    return f"crpbot-testbed-{ident}-{host}"
+    return f"{container_prefix()}{host}"
+
+
+def leftover_containers() -> list[str]:
+    """Names of the containers (running or not) of this state dir that podman knows."""
+    if not shutil.which("podman"):
+        return []
+    listed = _podman("ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{container_prefix()}", check=False)
+    return [name for name in listed.stdout.split() if name.startswith(container_prefix())]
 
 
 def make_keys(state: dict[str, Any]) -> None:
@@ -604,8 +639,10 @@ def init() -> Path:
     return path
 
 
-def up(log=print) -> dict[str, Any]:
-    """Bring up the whole test bed; on failure, tear down whatever was started and re-raise."""
+def up(log=print, qc: int = 1, builders: int = 1) -> dict[str, Any]:
+    """Bring up the whole test bed with ``qc`` QC hosts and ``builders`` builder hosts (see
+    fleet_hosts); on failure, tear down whatever was started and re-raise."""
+    hosts = fleet_hosts(qc, builders)
     check_prerequisites()
     down(quiet=True)
     sd = state_dir()
@@ -618,7 +655,7 @@ def up(log=print) -> dict[str, Any]:
         secrets = sandbox_secrets()
         db_password = secrets["vault_crpbot_db_password"]
         make_keys(state)
-        for host in HOSTS:
+        for host in hosts:
             start_host(state, image, host)
         start_postgres(state, db_password)
         start_moto(state, secrets)
@@ -647,10 +684,10 @@ def down(quiet: bool = False) -> None:
     state = load_state()
     for host in state.get("hosts", {}).values():
         _podman("rm", "-f", "-t", "0", "--ignore", host["container"], check=False)
-    # Containers of this state dir left behind by a crashed run that lost its state file.
-    for host in HOSTS:
-        if shutil.which("podman"):
-            _podman("rm", "-f", "-t", "0", "--ignore", container_name(host["name"]), check=False)
+    # Containers of this state dir left behind by a crashed run that lost its state file (any host
+    # count: found by their name prefix).
+    for name in leftover_containers():
+        _podman("rm", "-f", "-t", "0", "--ignore", name, check=False)
     if "pg" in state:
         stop_postgres(state["pg"])
     if "moto" in state:

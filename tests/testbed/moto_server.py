@@ -18,7 +18,9 @@ werkzeug dev server closes every connection and starts a thread per request), an
 which moto backend answers a host: moto's dispatcher finds it anew for every request, under one
 lock, by listing moto's package directory. Both change only how requests reach moto, not what moto
 answers. ``--server werkzeug`` serves it the way ``moto_server`` does (the benchmark compares
-both). Without ``--seed`` no IAM user is created (the benchmark's server).
+both). Conditional writes (a PUT with ``If-Match`` or ``If-None-Match``) are served one at a time: moto
+checks the condition and stores the object in two steps, which S3 does atomically, and the builders'
+claims of model versions rely on that atomicity when two of them publish at once. Without ``--seed`` no IAM user is created (the benchmark's server).
 """
 
 from __future__ import annotations
@@ -53,6 +55,22 @@ class CachedDispatcher(DomainDispatcherApplication):
         return self._backends[host]
 
 
+class AtomicConditionalWrites:
+    """WSGI middleware: one conditional PUT at a time, so moto's check-then-store is atomic among them
+    as S3's is (unconditional requests are not held)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        conditional = environ.get("HTTP_IF_MATCH") or environ.get("HTTP_IF_NONE_MATCH")
+        if environ.get("REQUEST_METHOD") == "PUT" and conditional:
+            with self.lock:
+                return list(self.app(environ, start_response))
+        return self.app(environ, start_response)
+
+
 def seed_iam(users: list[dict[str, str]]) -> None:
     backend = iam_backends[DEFAULT_ACCOUNT_ID]["aws"]
     for entry in users:
@@ -76,7 +94,8 @@ def serve_in_thread(port: int, server: str) -> Callable[[], None]:
     else:
         import waitress
 
-        httpd = waitress.create_server(CachedDispatcher(create_backend_app), host="127.0.0.1", port=port,
+        httpd = waitress.create_server(AtomicConditionalWrites(CachedDispatcher(create_backend_app)),
+                                       host="127.0.0.1", port=port,
                                        threads=THREADS, asyncore_use_poll=True, ident="moto")
         serve, stop = httpd.run, httpd.close
     thread = threading.Thread(target=serve, daemon=True)

@@ -353,7 +353,8 @@ WRITE_ONCE = ["- registry.json"]
 
 def publish(cli, root, check=False, **extra):
     """The builder's models sync: everything but the registry is written once."""
-    options = {"prefix": "models", "immutable": WRITE_ONCE, "registry": "registry.json", **extra}
+    options = {"prefix": "models", "immutable": WRITE_ONCE, "registry": "registry.json", "publisher": "builder-a",
+               **extra}
     return sync(cli, root, "push", check, **options)
 
 
@@ -459,28 +460,164 @@ def test_registry_may_add_versions_and_mark_promotion_but_not_rewrite_one(client
     published = json.loads(body(client, "models/registry.json"))["models"]
     assert [m["model_id"] for m in published] == ["lstm_BTC-USD_v1", "lstm_BTC-USD_v2"] and published[0]["promoted"]
 
+    assert {m["published_by"] for m in published} == {"builder-a"}
+
     write_registry(src, dict(first, metrics={"win_rate": 0.9}, symbol="ETH-USD"), second)
     for check in (True, False):
         with pytest.raises(s3.ModuleFailure) as failed:
             publish(client, src, check)
         message = str(failed.value)
-        assert "model lstm_BTC-USD_v1 would change its published metrics, symbol" in message
-        assert f"aws s3 cp s3://{BUCKET}/models/registry.json {src / 'registry.json'}" in message
+        assert "model lstm_BTC-USD_v1 (published by builder-a) would change its published metrics, symbol" in message
+        assert f"restore the entry from s3://{BUCKET}/models/registry.json" in message
+    # A local registry without a published version (another builder's, or one the trainer dropped) never
+    # drops it from the bucket's.
     write_registry(src, second)
-    with pytest.raises(s3.ModuleFailure, match="model lstm_BTC-USD_v1 is published but missing from the local"):
-        publish(client, src)
+    assert not publish(client, src)["changed"]
     assert json.loads(body(client, "models/registry.json"))["models"] == published
 
 
-def test_registry_delete_drops_every_published_version(client, tmp_path):
+def test_registry_is_never_deleted_by_a_push(client, tmp_path):
     src = tmp_path / "src"
     write_file(src, MODEL, b"v1")
     write_registry(src, entry("lstm_BTC-USD_v1", MODEL, b"v1"))
     publish(client, src)
+    published = body(client, "models/registry.json")
     (src / "registry.json").unlink()
-    with pytest.raises(s3.ModuleFailure, match="lstm_BTC-USD_v1 is published but missing"):
-        publish(client, src, delete=True, max_deletes=1)
-    assert "models/registry.json" in keys(client)
+    assert not publish(client, src, delete=True, max_deletes=1)["changed"]
+    assert body(client, "models/registry.json") == published
+
+
+def builder(root, model_id, rel, data, **extra):
+    write_file(root, rel, data)
+    write_registry(root, entry(model_id, rel, data, **extra))
+
+
+def test_builders_publishing_different_versions_share_the_registry(client, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    builder(one, "lstm_BTC-USD_v1", MODEL, b"one")
+    builder(two, "lstm_ETH-USD_v1", "lstm/ETH-USD/v1/model.pt", b"two", symbol="ETH-USD")
+    assert publish(client, one)["counts"]["copy"] == 2
+    assert publish(client, two, publisher="builder-b")["counts"] == {"copy": 1, "update": 1, "delete": 0}
+    published = json.loads(body(client, "models/registry.json"))["models"]
+    assert [(m["model_id"], m["published_by"]) for m in published] == [
+        ("lstm_BTC-USD_v1", "builder-a"), ("lstm_ETH-USD_v1", "builder-b")]
+    # Each builder's next push is a no-op: the bucket's registry already holds its entries as they are.
+    assert not publish(client, one)["changed"]
+    assert not publish(client, two, publisher="builder-b")["changed"]
+    assert not publish(client, one)["changed"]
+    assert json.loads(body(client, "models/registry.json"))["models"] == published
+    assert keys(client, "models/.crpbot-versions/") == [
+        "models/.crpbot-versions/lstm_BTC-USD_v1.json", "models/.crpbot-versions/lstm_ETH-USD_v1.json"]
+    # A pull of models/ gets the registry and both files, never the claims.
+    dst = tmp_path / "qc"
+    sync(client, dst, "pull", prefix="models")
+    assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file() and p.name != s3.STATE_NAME) == [
+        "lstm/BTC-USD/v1/model.pt", "lstm/ETH-USD/v1/model.pt", "registry.json"]
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_a_second_builder_publishing_the_same_version_is_refused_naming_both(client, tmp_path, check):
+    one, two = tmp_path / "one", tmp_path / "two"
+    builder(one, "lstm_BTC-USD_v1", MODEL, b"one")
+    builder(two, "lstm_BTC-USD_v1", MODEL, b"two, other seed")
+    publish(client, one)
+    before = {key: body(client, key) for key in keys(client)}
+    with pytest.raises(s3.ModuleFailure) as failed:
+        publish(client, two, check, publisher="builder-b")
+    message = str(failed.value)
+    assert "refusing to push from host builder-b" in message
+    assert "model lstm_BTC-USD_v1 (models/lstm/BTC-USD/v1/model.pt) is already published by builder-a" in message
+    assert "host builder-b may not publish the same model version" in message
+    assert {key: body(client, key) for key in keys(client)} == before
+
+
+def test_a_claim_without_a_registry_entry_refuses_another_builder(client, tmp_path):
+    """The first builder claimed the version and died before its registry went up: the claim alone
+    refuses the second, and the first one's rerun completes."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    builder(one, "lstm_BTC-USD_v1", MODEL, b"one")
+    builder(two, "lstm_BTC-USD_v1", MODEL, b"one")  # even with the same bytes
+    first = entry("lstm_BTC-USD_v1", MODEL, b"one")
+    client.put_object(Bucket=BUCKET, Key="models/.crpbot-versions/lstm_BTC-USD_v1.json",
+                      Body=s3.claim_body(first, "builder-a"))
+    with pytest.raises(s3.ModuleFailure, match="is already published by builder-a"):
+        publish(client, two, publisher="builder-b")
+    assert keys(client) == ["models/.crpbot-versions/lstm_BTC-USD_v1.json"]
+    assert publish(client, one)["counts"]["copy"] == 2
+
+
+def test_two_builders_publishing_the_same_version_at_once_let_exactly_one_through(client, tmp_path):
+    """Both plan against an empty bucket and claim in the same moment: the conditional put of the claim
+    lets one through; the other is refused before uploading anything."""
+    import threading
+
+    barrier = threading.Barrier(2)
+    real_put = client.put_object
+
+    def put_object(**kwargs):
+        if "/.crpbot-versions/" in kwargs["Key"]:
+            barrier.wait(timeout=10)  # both claim only once both have planned
+        return real_put(**kwargs)
+
+    client.put_object = put_object
+    outcomes = {}
+
+    def push(name):
+        root = tmp_path / name
+        builder(root, "lstm_BTC-USD_v1", MODEL, name.encode())
+        try:
+            outcomes[name] = publish(client, root, publisher=name)
+        except s3.ModuleFailure as exc:
+            outcomes[name] = exc
+
+    threads = [threading.Thread(target=push, args=(name,)) for name in ("builder-a", "builder-b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    refused = [name for name, outcome in outcomes.items() if isinstance(outcome, s3.ModuleFailure)]
+    assert len(refused) == 1, outcomes
+    winner = ({"builder-a", "builder-b"} - set(refused)).pop()
+    assert f"is already published by {winner}" in str(outcomes[refused[0]])
+    assert f"refusing to push from host {refused[0]}" in str(outcomes[refused[0]])
+    assert body(client, f"models/{MODEL}") == winner.encode()
+    assert [m["published_by"] for m in json.loads(body(client, "models/registry.json"))["models"]] == [winner]
+
+
+def test_registry_merge_retries_when_another_builder_wrote_in_between(client, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    builder(one, "lstm_BTC-USD_v1", MODEL, b"one")
+    builder(two, "lstm_ETH-USD_v1", "lstm/ETH-USD/v1/model.pt", b"two", symbol="ETH-USD")
+    real_put = client.put_object
+    raced = []
+
+    def put_object(**kwargs):
+        if kwargs["Key"] == "models/registry.json" and not raced:
+            raced.append(True)  # builder-b's whole push lands between builder-a's read and write
+            publish(client, two, publisher="builder-b")
+        return real_put(**kwargs)
+
+    client.put_object = put_object
+    publish(client, one)
+    assert raced
+    published = json.loads(body(client, "models/registry.json"))["models"]
+    assert sorted((m["model_id"], m["published_by"]) for m in published) == [
+        ("lstm_BTC-USD_v1", "builder-a"), ("lstm_ETH-USD_v1", "builder-b")]
+
+
+def test_registry_push_needs_a_publisher(tmp_path):
+    with pytest.raises(s3.ModuleFailure, match="registry is set but publisher is empty"):
+        s3.Sync(None, params(tmp_path, "push", registry="registry.json"))
+
+
+def test_merge_registry_keeps_every_published_entry_and_credits_new_ones():
+    a = entry("a", "a.pt", b"a", published_by="builder-a")
+    b = entry("b", "b.pt", b"b")
+    merged, conflicts = s3.merge_registry([a], [b, dict(a, promoted=True, published_by=None)], "builder-b")
+    assert conflicts == []
+    assert merged == [dict(a, promoted=True), dict(b, published_by="builder-b")]
+    _merged, conflicts = s3.merge_registry([a], [dict(a, file_hash="0" * 64)], "builder-b")
+    assert conflicts == ["model a (published by builder-a) would change its published file_hash"]
 
 
 @pytest.mark.parametrize("published", [False, True])
@@ -559,13 +696,16 @@ def test_registry_goes_up_after_the_files_it_names(client, tmp_path):
             return put_object
 
     recording = Recording(client)
-    s3.Sync(recording, params(src, "push", prefix="models", registry="registry.json", workers=1)).run(False)
-    assert recording.puts[-1] == "models/registry.json" and len(recording.puts) == 3
+    s3.Sync(recording, params(src, "push", prefix="models", registry="registry.json", publisher="builder-a",
+                              workers=1)).run(False)
+    # The claims of both versions first, then the files, the registry last.
+    assert recording.puts == ["models/.crpbot-versions/lstm_BTC-USD_v1.json", "models/.crpbot-versions/z.json",
+                              f"models/{MODEL}", "models/z/last.pt", "models/registry.json"]
 
 
 def test_registry_path_must_be_relative(tmp_path):
     with pytest.raises(s3.ModuleFailure, match="registry '../registry.json' must be a file's path relative"):
-        s3.Sync(None, params(tmp_path, "push", registry="../registry.json"))
+        s3.Sync(None, params(tmp_path, "push", registry="../registry.json", publisher="builder-a"))
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -705,3 +845,15 @@ def test_documentation_matches_the_argument_spec(monkeypatch):
         assert documented[name].get("choices") == option.get("choices"), name
     for text in (module.EXAMPLES, module.RETURN):
         yaml.safe_load(text)
+
+
+def test_missing_only_pull_fetches_absent_files_and_keeps_local_ones(client, tmp_path):
+    client.put_object(Bucket=BUCKET, Key="models/a/model.pt", Body=b"published a")
+    client.put_object(Bucket=BUCKET, Key="models/b/model.pt", Body=b"published b")
+    dst = tmp_path / "builder"
+    write_file(dst, "b/model.pt", b"this builder's own b")
+    result = sync(client, dst, "pull", prefix="models", missing_only=True, filters=["+ a/model.pt", "+ b/model.pt"])
+    assert result["counts"] == {"copy": 1, "update": 0, "delete": 0}
+    assert (dst / "a/model.pt").read_bytes() == b"published a"
+    assert (dst / "b/model.pt").read_bytes() == b"this builder's own b"
+    assert not sync(client, dst, "pull", prefix="models", missing_only=True, filters=["+ a/model.pt"])["changed"]

@@ -56,3 +56,31 @@ def test_connections_stay_open_between_requests(moto_endpoint):
         assert sockets[0] is not None and all(sock is sockets[0] for sock in sockets)
     finally:
         conn.close()
+
+
+def test_conditional_puts_are_atomic_as_on_s3(moto_endpoint):
+    """Many writers putting the same key with If-None-Match: * at once: exactly one gets through (the
+    builders' claims of a model version rely on it)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import botocore.exceptions
+
+    s3 = client("s3", moto_endpoint)
+    s3.create_bucket(Bucket="claims")
+
+    def claim(index):
+        try:
+            s3.put_object(Bucket="claims", Key="models/.crpbot-versions/m.json", Body=str(index).encode(),
+                          IfNoneMatch="*")
+            return index
+        except botocore.exceptions.ClientError as exc:
+            assert exc.response["Error"]["Code"] == "PreconditionFailed"
+            return None
+
+    for _round in range(5):
+        s3.delete_object(Bucket="claims", Key="models/.crpbot-versions/m.json")
+        with ThreadPoolExecutor(8) as pool:
+            winners = [index for index in pool.map(claim, range(8)) if index is not None]
+        assert len(winners) == 1
+        assert s3.get_object(Bucket="claims", Key="models/.crpbot-versions/m.json")["Body"].read() == \
+            str(winners[0]).encode()
