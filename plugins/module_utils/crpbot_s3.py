@@ -455,7 +455,7 @@ def merge_registry(published, local, host):
         if changed:
             owner = entry.get(PUBLISHED_BY) or "an unknown host"
             conflicts.append(f"model {entry['model_id']} (published by {owner}) would change its published"
-                             f" {', '.join(changed)}")
+                             f" {', '.join(changed)} ({entry.get('model_path', 'no model_path')})")
             merged.append(entry)
             continue
         merged.append({**entry, **{field: ours.get(field) for field in MUTABLE if field in ours}})

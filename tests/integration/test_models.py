@@ -175,8 +175,11 @@ def test_a_published_version_is_never_overwritten_by_a_retrain(published):
         train(published, "lstm", "BTC-USD", "v4", 0.74, 0.02, seed=7)  # same id and size, other content
         proc = sandbox_models.playbook(published, "playbooks/sync_s3.yml", "--limit", BUILDER, "--tags", "models")
         assert proc.returncode != 0
-        assert f"s3://{testbed.BUCKET}/{key} (update: content differs)" in out(proc), out(proc)
-        assert "register the retrained model as a new version (new model_id and model_path)" in out(proc)
+        # Refused before any transfer, naming the version, its file and the builder that published it.
+        text = " ".join(out(proc).split())
+        assert ("model lstm_BTC-USD_v4 (published by sandbox-builder) would change its published created_at, "
+                f"file_hash ({key})") in text, text[-4000:]
+        assert "register the retrained model as a new version (new model_id and model_path)" in text
         assert client.get_object(Bucket=testbed.BUCKET, Key=key)["Body"].read() == before
     finally:
         on_host(published, BUILDER, f"cp -p /tmp/v4.pt {rel} && cp -p /tmp/registry.json crpbot/models/registry.json")

@@ -467,7 +467,7 @@ def test_registry_may_add_versions_and_mark_promotion_but_not_rewrite_one(client
         with pytest.raises(s3.ModuleFailure) as failed:
             publish(client, src, check)
         message = str(failed.value)
-        assert "model lstm_BTC-USD_v1 (published by builder-a) would change its published metrics, symbol" in message
+        assert "model lstm_BTC-USD_v1 (published by builder-a) would change its published metrics, symbol (" in message
         assert f"restore the entry from s3://{BUCKET}/models/registry.json" in message
     # A local registry without a published version (another builder's, or one the trainer dropped) never
     # drops it from the bucket's.
@@ -617,7 +617,7 @@ def test_merge_registry_keeps_every_published_entry_and_credits_new_ones():
     assert conflicts == []
     assert merged == [dict(a, promoted=True), dict(b, published_by="builder-b")]
     _merged, conflicts = s3.merge_registry([a], [dict(a, file_hash="0" * 64)], "builder-b")
-    assert conflicts == ["model a (published by builder-a) would change its published file_hash"]
+    assert conflicts == ["model a (published by builder-a) would change its published file_hash (models/a.pt)"]
 
 
 @pytest.mark.parametrize("published", [False, True])
