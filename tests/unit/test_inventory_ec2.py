@@ -416,11 +416,12 @@ def test_paging_over_a_thousand_instances(aws, tmp_path, ec2_calls):
 
     backend = ec2_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
     for number in range(1002):
+        # Each its own private IP: moto draws them at random, and 1,002 random ones collide now and then (a
+        # clash of addresses the plugin rightly refuses).
         reservation = backend.run_instances(image_id=AMI, count=1, user_data=None, security_group_names=[],
-                                            instance_type="m1.small", is_instance_type_default=True)
+                                            instance_type="m1.small", is_instance_type_default=True,
+                                            private_ip=f"10.200.{number // 256}.{number % 256}")
         reservation.instances[0].add_tag("Project", "crpbot" if number else "other")
-        # moto draws private IPs at random: 1,002 of them collide now and then (a clash the plugin refuses).
-        reservation.instances[0].add_tag("crpbot:address", f"10.200.{number // 256}.{number % 256}")
     inventory = parse(write(tmp_path, {**BASE, "filters": {"tag:Project": "crpbot"}}))
     assert ec2_calls == {"us-east-1": 2}
     assert len(members(inventory, "qc")) == 1001
