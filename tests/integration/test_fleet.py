@@ -21,7 +21,6 @@ import re
 import threading
 import time
 
-import psycopg
 import pytest
 import yaml
 
@@ -84,22 +83,11 @@ def runtime_modes(fleet, host: str) -> list[str]:
 
 
 def vault(fleet) -> dict:
-    from ansible.parsing.vault import VaultLib, VaultSecret
-
-    secret = VaultSecret(testbed.VAULT_PASSWORD_FILE.read_bytes().strip())
-    path = fleet["inventory"].parent / "group_vars" / "all" / "vault.yml"
-    return yaml.safe_load(VaultLib([("default", secret)]).decrypt(path.read_bytes()))
+    return yaml.safe_load(testbed.read_vault(fleet["inventory"].parent / "group_vars" / "all" / "vault.yml"))
 
 
 def db_login(fleet, password: str) -> bool:
-    pg = fleet["state"]["pg"]
-    try:
-        with psycopg.connect(host="127.0.0.1", port=pg["port"], dbname=testbed.DB_NAME, user=testbed.DB_USER,
-                             password=password, connect_timeout=5) as conn:
-            conn.execute("SELECT 1")
-        return True
-    except psycopg.OperationalError:
-        return False
+    return testbed.db_login(fleet["state"], password)
 
 
 # Each builder trains its own model and writes its own raw data file; QC pulls BTC-USD* data.

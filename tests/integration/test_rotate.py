@@ -16,7 +16,6 @@ import subprocess
 from urllib.parse import quote
 
 import boto3
-import psycopg
 import pytest
 
 from tests import testbed
@@ -38,10 +37,7 @@ def vault_path(sandbox):
 
 
 def vault_text(sandbox) -> str:
-    from ansible.parsing.vault import VaultLib, VaultSecret
-
-    secret = VaultSecret(testbed.VAULT_PASSWORD_FILE.read_bytes().strip())
-    return VaultLib([("default", secret)]).decrypt(vault_path(sandbox).read_bytes()).decode()
+    return testbed.read_vault(vault_path(sandbox))
 
 
 def vault(sandbox) -> dict:
@@ -94,14 +90,7 @@ def summary(out: str) -> str:
 
 
 def db_login(sandbox, password: str) -> bool:
-    pg = sandbox["state"]["pg"]
-    try:
-        with psycopg.connect(host="127.0.0.1", port=pg["port"], dbname=testbed.DB_NAME, user=testbed.DB_USER,
-                             password=password, connect_timeout=5) as conn:
-            conn.execute("SELECT 1")
-        return True
-    except psycopg.OperationalError:
-        return False
+    return testbed.db_login(sandbox["state"], password)
 
 
 def iam_keys(sandbox, user: str) -> dict[str, str]:

@@ -215,15 +215,32 @@ def _venv_bin(name: str) -> str:
     return found
 
 
-def sandbox_secrets() -> dict[str, Any]:
-    """The sandbox vault's variables, decrypted (tests grep the output for every one of them)."""
+def read_vault(path: Path) -> str:
+    """The decrypted text of a vault file encrypted with the sandbox's vault password."""
     from ansible.parsing.vault import VaultLib, VaultSecret  # the project's own dependency
-    import yaml
 
     secret = VaultSecret(VAULT_PASSWORD_FILE.read_bytes().strip())
-    vault = VaultLib([("default", secret)])
-    plain = vault.decrypt((SANDBOX_VARS / "group_vars" / "all" / "vault.yml").read_bytes())
-    return yaml.safe_load(plain)
+    return VaultLib([("default", secret)]).decrypt(path.read_bytes()).decode()
+
+
+def sandbox_secrets() -> dict[str, Any]:
+    """The sandbox vault's variables, decrypted (tests grep the output for every one of them)."""
+    import yaml
+
+    return yaml.safe_load(read_vault(SANDBOX_VARS / "group_vars" / "all" / "vault.yml"))
+
+
+def db_login(state: dict[str, Any], password: str) -> bool:
+    """Whether the test bed's database role logs in with this password (SELECT 1)."""
+    import psycopg  # a dev dependency: only the tests call this
+
+    try:
+        with psycopg.connect(host="127.0.0.1", port=state["pg"]["port"], dbname=DB_NAME, user=DB_USER,
+                             password=password, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.OperationalError:
+        return False
 
 
 def secret_values(data: Any) -> list[str]:
