@@ -787,15 +787,19 @@ class Sync:
                 raise ModuleFailure(f"refusing to push to s3://{self.bucket}/{self.prefix}: {exc}") from None
         if rel in remote:
             body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + rel)["Body"].read()
-            try:
-                published = parse_registry(body, f"the published registry {self.url(rel)}")
-            except ModelError as exc:
-                reason = str(exc).rpartition(" Fix: ")[0] or str(exc)
-                raise ModuleFailure(
-                    f"refusing to push to s3://{self.bucket}/{self.prefix}: {reason}. Fix: restore the last good"
-                    f" version of {self.url(rel)} in the bucket (S3 object versions or a backup), then push"
-                    " again; the push will not replace a registry whose published versions it cannot read")
+            published = self.parse_published(body, rel)
         return entries, published
+
+    def parse_published(self, body, rel):
+        """The entries of the bucket's registry at ``rel``; a registry that does not parse refuses the push."""
+        try:
+            return parse_registry(body, f"the published registry {self.url(rel)}")
+        except ModelError as exc:
+            reason = str(exc).rpartition(" Fix: ")[0] or str(exc)
+            raise ModuleFailure(
+                f"refusing to push to s3://{self.bucket}/{self.prefix}: {reason}. Fix: restore the last good"
+                f" version of {self.url(rel)} in the bucket (S3 object versions or a backup), then push"
+                " again; the push will not replace a registry whose published versions it cannot read") from None
 
     def check_registry(self, items, local, remote, records, check_mode=False):
         """Plan the registry's publication (a merge into the bucket's, see the module doc): refuse a
@@ -856,15 +860,7 @@ class Sync:
             if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None, None
             raise
-        body = response["Body"].read()
-        try:
-            entries = parse_registry(body, f"the published registry {self.url(self.registry)}")
-        except ModelError as exc:
-            reason = str(exc).rpartition(" Fix: ")[0] or str(exc)
-            raise ModuleFailure(
-                f"refusing to push to s3://{self.bucket}/{self.prefix}: {reason}. Fix: restore the last good"
-                f" version of {self.url(self.registry)} in the bucket (S3 object versions or a backup), then push"
-                " again; the push will not replace a registry whose published versions it cannot read") from None
+        entries = self.parse_published(response["Body"].read(), self.registry)
         return entries, strip_etag(response.get("ETag"))
 
     def claim_versions(self, entries, published, check_mode):
