@@ -147,6 +147,31 @@ def plan_changed(plan):
     return plan["content_changed"] or plan["attrs_changed"] or bool(plan["stale_backups"])
 
 
+def ensure_directory(path, mode, uid=None, check_mode=False):
+    """Make ``path`` a directory with ``mode`` and, when given, owner ``uid`` (missing parents are made the
+    same way), as ansible.builtin.file with state=directory does; True when anything changed (in check mode:
+    would change)."""
+    if os.path.isdir(path):
+        st = os.stat(path)
+        wrong = stat.S_IMODE(st.st_mode) != mode or (uid is not None and st.st_uid != uid)
+        if wrong and not check_mode:
+            if uid is not None:
+                os.chown(path, uid, -1)
+            os.chmod(path, mode)
+        return wrong
+    if os.path.lexists(path):
+        raise ModuleFailure(f"{path} exists and is not a directory; move it away")
+    if not check_mode:
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            ensure_directory(parent, mode, uid)
+        os.mkdir(path, mode)
+        if uid is not None:
+            os.chown(path, uid, -1)
+        os.chmod(path, mode)
+    return True
+
+
 def fsync_dir(directory):
     """fsync a directory, so a rename in it survives a crash."""
     fd = os.open(directory, os.O_RDONLY)

@@ -115,7 +115,14 @@ import shlex
 
 from ansible.module_utils import crpbot_logs  # noqa: F401  (imported so the module carries the shipper's source)
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.crpbot_files import ModuleFailure, apply, plan_changed, plan_write, read_existing
+from ansible.module_utils.crpbot_files import (
+    ModuleFailure,
+    apply,
+    ensure_directory,
+    plan_changed,
+    plan_write,
+    read_existing,
+)
 
 MARKER = "#Ansible: "
 
@@ -181,21 +188,6 @@ def write_crontab(module: AnsibleModule, text: str) -> None:
         raise ModuleFailure(f"`crontab -` refused the new crontab: {err.strip() or rc}")
 
 
-def ensure_dir(path: str, check: bool) -> bool:
-    if os.path.isdir(path):
-        if (os.stat(path).st_mode & 0o777) != 0o700:
-            if not check:
-                os.chmod(path, 0o700)
-            return True
-        return False
-    if os.path.lexists(path):
-        raise ModuleFailure(f"{path} exists and is not a directory; move it away")
-    if not check:
-        os.makedirs(path, 0o700)
-        os.chmod(path, 0o700)
-    return True
-
-
 def write_file(path: str, data: bytes, mode: int, check: bool, dir_pending: bool) -> tuple[bool, bytes | None]:
     """Write data to path when it differs; (changed, previous bytes)."""
     if dir_pending:  # check mode, the directory is still to be made: every file is new
@@ -228,7 +220,7 @@ def run(module: AnsibleModule) -> dict:
     p, check = module.params, module.check_mode
     directory = p["dir"]
     changes = []
-    if ensure_dir(directory, check):
+    if ensure_directory(directory, 0o700, check_mode=check):
         changes.append("dir")
     dir_pending = check and not os.path.isdir(directory)
     script_changed, _ = write_file(os.path.join(directory, "crpbot_logs.py"), shipper_source(), 0o644, check, dir_pending)

@@ -143,7 +143,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible.module_utils.crpbot_files import ModuleFailure as FilesFailure
-from ansible.module_utils.crpbot_files import resolve_uid
+from ansible.module_utils.crpbot_files import ensure_directory, resolve_uid
 from ansible.module_utils.crpbot_wheel import ModuleFailure as WheelFailure
 from ansible.module_utils.crpbot_wheel import CHUNK, run as install_member, sha256_of_file
 from ansible.module_utils.urls import open_url
@@ -200,20 +200,13 @@ class Uv:
         return arch, {"url": url, "sha256": sha}
 
     def directory(self, path: str) -> bool:
-        """Create path (0755, owned by the owner) when missing; True when it had to be (or would be)."""
-        if os.path.isdir(path):
-            return False
-        if os.path.lexists(path):
-            raise self.fail(f"{path} exists and is not a directory; move it away")
-        if not self.check:
-            parent = os.path.dirname(path)
-            if not os.path.isdir(parent):
-                self.directory(parent)
-            os.mkdir(path, 0o755)
-            os.chmod(path, 0o755)
-            os.chown(path, self.uid, -1)
-        self.changed = True
-        return True
+        """path a directory (0755, owned by the owner); True when it had to change (or would)."""
+        try:
+            changed = ensure_directory(path, 0o755, self.uid, self.check)
+        except FilesFailure as exc:
+            raise self.fail(str(exc)) from None
+        self.changed |= changed
+        return changed
 
     def download(self, url: str, sha: str, dest: str) -> str:
         """The wheel at dest with the pinned SHA-256: 'cached' when it already was, else 'downloaded'."""
@@ -310,10 +303,12 @@ class Uv:
         if not VERSION.match(self.p["version"]):
             raise self.fail(f"crpbot_uv_version must be a release such as 0.13.9 (got {self.p['version']!r})")
         arch, wheel = self.wheel()
-        new_dirs = [self.directory(path) for path in (self.p["cache_dir"], self.p["bin_dir"])]
+        cache_missing = not os.path.isdir(self.p["cache_dir"])
+        for path in (self.p["cache_dir"], self.p["bin_dir"]):
+            self.directory(path)
         wheel_path = os.path.join(self.p["cache_dir"], wheel["url"].rsplit("/", 1)[1])
         uv = os.path.join(self.p["bin_dir"], "uv")
-        if self.check and new_dirs[0]:
+        if self.check and cache_missing:
             wheel_action = "downloaded"
             self.changed = True
         else:
