@@ -42,6 +42,17 @@ FROM_THE_INVENTORY = ("host_role", "live_approved", "live_models")
 REQUESTS = ("auto", DRYRUN, LIVE, PRESERVE)
 
 
+def mode_change_warning(host, role, before, path, now):
+    """What the run says when a .env's RUNTIME_MODE bindings held another value than the one written."""
+    if role != "builder":
+        why = "A QC host never trades."
+    elif now == LIVE:
+        why = "The inventory approves live for it and this run confirmed it: it trades from now on."
+    else:
+        why = "The inventory and this run do not make it live."
+    return f"host {host} had RUNTIME_MODE={', '.join(before)} in {path}; it is now {now}. {why}"
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
 
@@ -97,11 +108,8 @@ class ActionModule(ActionBase):
                                            task_vars=task_vars))
         corrected = result.get("mode_corrected_from") or []
         if corrected and not result.get("failed"):
-            why = "A QC host never trades." if role != "builder" else "The inventory and this run do not make it live."
             result.setdefault("warnings", []).append(
-                f"host {host} had RUNTIME_MODE={', '.join(corrected)} in {result.get('path', path)}; it is now "
-                f"{result.get('runtime_mode', mode)}. {why}"
-            )
+                mode_change_warning(host, role, corrected, result.get("path", path), result.get("runtime_mode", mode)))
         return result
 
     @staticmethod

@@ -143,6 +143,9 @@ def test_live_with_the_extra_variable_goes_live_on_the_builder_only(converged, l
     proc = playbook(converged, "-e", CONFIRM_HINT, inventory=live_inventory)
     assert proc.returncode == 0, output(proc)
     assert runtime_mode(converged, BUILDER) == "live"
+    assert ("host sandbox-builder had RUNTIME_MODE=dryrun in /root/crpbot/.env; it is now live. The inventory approves "
+            "live for it and this run confirmed it") in output(proc)
+    assert "do not make it live" not in output(proc)
     assert runtime_mode(converged, QC) == "dryrun"
     # Back under the normal inventory, the builder returns to dryrun and the run says so, naming it.
     back = playbook(converged)

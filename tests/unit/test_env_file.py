@@ -1129,3 +1129,21 @@ def test_db_url_option_refuses_a_second_db_url(module, tmp_path):
                          db_url={"backend": "sqlite", "project_dir": str(tmp_path), "sslmode": ""})
     with pytest.raises(module.ModuleFailure, match="DB_URL is given"):
         module.make_plan(params)
+
+
+@pytest.mark.parametrize(
+    ("role", "before", "now", "says", "never"),
+    [
+        ("qc", ["live"], "dryrun", "it is now dryrun. A QC host never trades.", "trades from now on"),
+        ("qc", ["(no value)", "live"], "dryrun", "had RUNTIME_MODE=(no value), live in /p/.env", "confirmed"),
+        ("builder", ["live"], "dryrun", "it is now dryrun. The inventory and this run do not make it live.",
+         "confirmed"),
+        # Going live is what the person confirmed: the run says so, and not that nothing makes it live.
+        ("builder", ["dryrun"], "live", "it is now live. The inventory approves live for it and this run confirmed it",
+         "do not make it live"),
+    ],
+)
+def test_the_mode_change_warning_says_what_happened(role, before, now, says, never):
+    action = load_plugin("plugins/action/crpbot_env_file.py", "crpbot_env_file_action_under_test")
+    text = action.mode_change_warning("h1", role, before, "/p/.env", now)
+    assert text.startswith("host h1 had RUNTIME_MODE=") and says in text and never not in text
