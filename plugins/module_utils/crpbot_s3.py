@@ -594,6 +594,63 @@ def multipart_transfer(client, config, method, bucket, key, handle, extra_args=N
     return None
 
 
+# --- several syncs in one run -------------------------------------------------------------------
+
+# The options of one sync; the others (bucket, client, workers, multipart sizes, report_items) are shared.
+SYNC_OPTIONS = ("name", "direction", "prefix", "local_dir", "create", "filters", "immutable", "missing_only",
+                "publisher", "registry", "delete", "max_deletes")
+
+
+class SyncsFailure(ModuleFailure):
+    """A failure of one sync of :func:`run_syncs`: its message names the sync; ``results`` holds the syncs
+    applied before it (empty when it failed while planning: nothing changed)."""
+
+    def __init__(self, message, results):
+        super().__init__(message)
+        self.results = results
+
+
+def sync_label(params):
+    """How a sync is named in a failure: its ``name``, else ``direction prefix``."""
+    return params.get("name") or f"{params['direction']} {normalize_prefix(params.get('prefix', '')) or '/'}"
+
+
+def run_syncs(client, shared, syncs, check_mode, transfer_config=None, explain=None):
+    """Run several syncs on one client and one thread pool: every sync is planned first (its listing,
+    walk and every refusal: max_deletes, immutable keys, the registry, claims), then they are applied in
+    order, so a refusal of any sync comes before anything of any sync changed. Returns the results, in
+    order; raises :class:`SyncsFailure` naming the sync that failed. ``explain(exc)`` turns a client
+    error into a ModuleFailure (or None: the error is raised as it is)."""
+
+    def failure(params, exc, results):
+        reason = exc if isinstance(exc, ModuleFailure) else (explain(exc) if explain else None)
+        if reason is None:
+            return exc
+        return SyncsFailure(f"sync {sync_label(params)}: {reason}", results)
+
+    runs = []
+    for params in syncs:
+        try:
+            runs.append(Sync(client, {**shared, **params}, transfer_config))
+        except ModuleFailure as exc:
+            raise failure(params, exc, []) from None
+    results = []
+    with ThreadPoolExecutor(max_workers=shared.get("workers", 16)) as pool:
+        plans = []
+        for run in runs:
+            try:
+                plans.append(run.plan(pool, check_mode))
+            except Exception as exc:  # noqa: BLE001 - re-raised, named after its sync when it is known
+                raise failure(run.p, exc, []) from None
+        for run, plan in zip(runs, plans):
+            try:
+                result = run.apply(pool, plan, check_mode)
+            except Exception as exc:  # noqa: BLE001 - as above
+                raise failure(run.p, exc, results) from None
+            results.append(dict(result, name=run.p.get("name") or ""))
+    return results
+
+
 # --- executor ---------------------------------------------------------------------------------
 
 class Sync:
@@ -619,6 +676,7 @@ class Sync:
                                 " the publishing host (the roles pass inventory_hostname)")
         self.registry_entries = []
         self.registry_record = None
+        self.claims = None
         self.target = target_id(self.bucket, self.prefix, params.get("endpoint_url"))
         self.lock = threading.Lock()
         self.transferred = 0
@@ -646,82 +704,99 @@ class Sync:
         return stored_sha(head)
 
     def run(self, check_mode):
+        """Plan this sync (every refusal), then apply it."""
+        with ThreadPoolExecutor(max_workers=self.p.get("workers", 16)) as pool:
+            return self.apply(pool, self.plan(pool, check_mode), check_mode)
+
+    def plan(self, pool, check_mode):
+        """Everything before the first change: list, walk, plan, and every refusal (max_deletes,
+        immutable keys, the registry, another host's claim; claims are only read here). Changes nothing,
+        in check mode or not; :meth:`apply` carries the plan out."""
         started = time.monotonic()
         direction = self.p["direction"]
-        created = False
-        if self.p.get("create") and not os.path.lexists(self.root):
-            created = True  # in check mode: would be; a push from a dir just made has nothing to send
-            if not check_mode:
-                os.makedirs(self.root, 0o755, exist_ok=True)
+        # A dir to create (made by apply; in check mode: would be) has nothing to push.
+        created = bool(self.p.get("create")) and not os.path.lexists(self.root)
         if created and check_mode and direction == "push":
-            result = summarize([], self.p.get("report_items", 20))
-            result.update(direction=direction, bucket=self.bucket, prefix=self.prefix, local_dir=self.root,
-                          changed=True, created_local_dir=True, stale_temp_files=0, bytes_transferred=0,
-                          seconds=round(time.monotonic() - started, 3), plan=[])
-            return result
-        if direction == "push" and not os.path.isdir(self.root):
+            return {"items": [], "created": True, "seconds": time.monotonic() - started, "noop": True}
+        if direction == "push" and not created and not os.path.isdir(self.root):
             raise ModuleFailure(f"local_dir {self.root} does not exist or is not a directory; nothing to push")
         if direction == "pull" and os.path.exists(self.root) and not os.path.isdir(self.root):
             raise ModuleFailure(f"local_dir {self.root} exists and is not a directory")
-        with ThreadPoolExecutor(max_workers=self.p.get("workers", 16)) as pool:
-            remote = list_remote(self.client, self.bucket, self.prefix, pool)
-            if os.path.isdir(self.root):
-                local, stale = walk_local(self.root)
-            else:
-                local, stale = {}, []
-            state, records = load_state(self.root, self.target)
-            if direction == "push":
-                # The registry is merged into the bucket's, never uploaded or deleted as a file.
-                files = {rel: v for rel, v in local.items() if rel != self.registry}
-                objects = {rel: v for rel, v in remote.items() if rel != self.registry}
-                items, refreshed = plan_push(files, objects, records, self.rules, self.p.get("delete", False),
-                                             self.hasher, self.head_sha)
-                where = "remote"
-            else:
-                items, refreshed = plan_pull(remote, local, records, self.rules, self.p.get("delete", False),
-                                             self.hasher)
-                if self.p.get("missing_only"):
-                    # Fetch what this host lacks; a local file that differs is the host's own, never replaced.
-                    items = [entry for entry in items if entry["action"] == "copy"]
-                where = "local"
-            if direction == "push":
-                items = self.check_push(items, local, remote, records, refreshed, check_mode)
-            deletes = check_cap(items, self.p.get("max_deletes", 0), where)
-            if deletes and not self.p.get("delete", False):
-                raise ModuleFailure("internal error: deletes planned without delete=true")
-            removed = 0
-            if not check_mode:
-                for path in stale:
-                    try:
-                        os.unlink(path)
-                        removed += 1
-                    except FileNotFoundError:
-                        pass
-                records.update(refreshed)
-                # The registry goes up after the files it names, and only when they all went up.
-                merge = [e for e in items if direction == "push" and e["path"] == self.registry]
-                self.execute(pool, [e for e in items if e not in merge], local, remote, state, records)
-                if merge:
-                    records[self.registry] = self.publish_registry(local, records)
-                elif self.registry_record:
-                    records[self.registry] = self.registry_record
-                records = {rel: rec for rel, rec in records.items()
-                           if rel in remote or os.path.isfile(self.path(rel))}
-                if direction == "pull":
-                    os.makedirs(self.root, exist_ok=True)
-                # state still holds the records as loaded (records is a copy, its values are replaced).
-                if items or refreshed or removed or records != state.get("targets", {}).get(self.target, {}):
-                    save_state(self.root, state, self.target, records)
+        remote = list_remote(self.client, self.bucket, self.prefix, pool)
+        if os.path.isdir(self.root):
+            local, stale = walk_local(self.root)
+        else:
+            local, stale = {}, []
+        state, records = load_state(self.root, self.target)
+        if direction == "push":
+            # The registry is merged into the bucket's, never uploaded or deleted as a file.
+            files = {rel: v for rel, v in local.items() if rel != self.registry}
+            objects = {rel: v for rel, v in remote.items() if rel != self.registry}
+            items, refreshed = plan_push(files, objects, records, self.rules, self.p.get("delete", False),
+                                         self.hasher, self.head_sha)
+            where = "remote"
+        else:
+            items, refreshed = plan_pull(remote, local, records, self.rules, self.p.get("delete", False),
+                                         self.hasher)
+            if self.p.get("missing_only"):
+                # Fetch what this host lacks; a local file that differs is the host's own, never replaced.
+                items = [entry for entry in items if entry["action"] == "copy"]
+            where = "local"
+        if direction == "push":
+            items = self.check_push(items, local, remote, records, refreshed)
+        deletes = check_cap(items, self.p.get("max_deletes", 0), where)
+        if deletes and not self.p.get("delete", False):
+            raise ModuleFailure("internal error: deletes planned without delete=true")
+        return {"items": items, "created": created, "remote": remote, "local": local, "stale": stale,
+                "state": state, "records": records, "refreshed": refreshed,
+                "seconds": time.monotonic() - started, "noop": False}
+
+    def apply(self, pool, plan, check_mode):
+        """Carry out a :meth:`plan` (nothing in check mode) and return the sync's result."""
+        started = time.monotonic()
+        direction = self.p["direction"]
+        items, created = plan["items"], plan["created"]
+        removed = 0
+        if not check_mode and not plan["noop"]:
+            if created:
+                os.makedirs(self.root, 0o755, exist_ok=True)
+            local, remote, state, records = plan["local"], plan["remote"], plan["state"], plan["records"]
+            for path in plan["stale"]:
+                try:
+                    os.unlink(path)
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+            records.update(plan["refreshed"])
+            # Each version this push publishes is claimed before any of its files goes up.
+            if self.claims:
+                self.claim_versions(*self.claims, check_mode=False)
+            # The registry goes up after the files it names, and only when they all went up.
+            merge = [e for e in items if direction == "push" and e["path"] == self.registry]
+            self.execute(pool, [e for e in items if e not in merge], local, remote, state, records)
+            if merge:
+                records[self.registry] = self.publish_registry(local, records)
+            elif self.registry_record:
+                records[self.registry] = self.registry_record
+            records = {rel: rec for rel, rec in records.items()
+                       if rel in remote or os.path.isfile(self.path(rel))}
+            if direction == "pull":
+                os.makedirs(self.root, exist_ok=True)
+            # state still holds the records as loaded (records is a copy, its values are replaced).
+            if items or plan["refreshed"] or removed or records != state.get("targets", {}).get(self.target, {}):
+                save_state(self.root, state, self.target, records)
         result = summarize(items, self.p.get("report_items", 20))
+        stale = len(plan.get("stale", ()))
         result.update(direction=direction, bucket=self.bucket, prefix=self.prefix, local_dir=self.root,
-                      changed=bool(items) or created, created_local_dir=created, stale_temp_files=len(stale) if check_mode else removed,
+                      changed=bool(items) or created, created_local_dir=created,
+                      stale_temp_files=stale if check_mode else removed,
                       bytes_transferred=0 if check_mode else self.transferred,
-                      seconds=round(time.monotonic() - started, 3), plan=items)
+                      seconds=round(plan["seconds"] + time.monotonic() - started, 3), plan=items)
         return result
 
     # --- refusals of a push, before any transfer (check mode too) ----------------------------------
 
-    def check_push(self, items, local, remote, records, refreshed, check_mode=False):
+    def check_push(self, items, local, remote, records, refreshed):
         """The plan, minus immutable keys proven to hold the local content already; ModuleFailure
         when it rewrites an immutable key, or when the registry rewrites a published version or
         names a file that is not the registered one."""
@@ -731,7 +806,7 @@ class Sync:
         rewrites = immutable_violations(items, self.immutable)
         if rewrites and self.registry:
             # A rewrite of another builder's version: say whose (read-only: nothing is claimed).
-            self.check_registry(items, local, remote, {**records, **refreshed}, check_mode=True)
+            self.check_registry(items, local, remote, {**records, **refreshed})
         if rewrites:
             first = rewrites[0]["path"]
             keys = [f"{self.url(e['path'])} ({e['action']}: {e['reason']})" for e in rewrites]
@@ -742,7 +817,7 @@ class Sync:
                 f" overwriting {self.path(first)}; to discard a local change restore the file from S3"
                 f" (aws s3 cp {self.url(first)} {self.path(first)})")
         if self.registry:
-            planned = self.check_registry(items, local, remote, {**records, **refreshed}, check_mode)
+            planned = self.check_registry(items, local, remote, {**records, **refreshed})
             if planned:
                 items.append(planned)
         return items
@@ -801,11 +876,12 @@ class Sync:
                 f" version of {self.url(rel)} in the bucket (S3 object versions or a backup), then push"
                 " again; the push will not replace a registry whose published versions it cannot read") from None
 
-    def check_registry(self, items, local, remote, records, check_mode=False):
+    def check_registry(self, items, local, remote, records):
         """Plan the registry's publication (a merge into the bucket's, see the module doc): refuse a
-        registry naming files that are not the registered ones, or rewriting a published version; claim
-        every version this push publishes first (read-only in check mode). Returns the plan item of the
-        registry, or None when the bucket's already holds every local entry as it is."""
+        registry naming files that are not the registered ones, or rewriting a published version, or a version
+        another host claimed (claims are only read here: :meth:`apply` claims them, outside check mode, before
+        any file goes up). Returns the plan item of the registry, or None when the bucket's already holds every
+        local entry as it is."""
         rel = self.registry
         if rel not in local:
             return None
@@ -830,8 +906,8 @@ class Sync:
         # only then are the new versions claimed.
         self.claim_versions(entries, published or [], check_mode=True)
         self.refuse_conflicts(conflicts)
-        if not check_mode:
-            self.claim_versions(entries, published or [], check_mode=False)
+        # Claimed for real by apply (outside check mode), before any file goes up.
+        self.claims = (entries, published or [])
         self.registry_entries = entries
         if published is not None and merged == published:
             self.registry_record = {"size": size, "mtime_ns": mtime_ns, "etag": etag,

@@ -8,11 +8,25 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: crpbot_s3_transfer
-short_description: Push a local dir to an S3 prefix or pull a prefix into a local dir, exactly and safely
+short_description: Push local dirs to S3 prefixes or pull prefixes into local dirs, exactly and safely
 description:
   - >-
     One-way sync between O(local_dir) and C(s3://<bucket>/<prefix>/), in the O(direction) given,
     on boto3 on the target host (run it with an interpreter that has boto3, e.g. the project's venv).
+  - >-
+    B(Several syncs in one run.) O(syncs) lists syncs, each with the options of one sync (O(syncs[].direction),
+    O(syncs[].local_dir), ...), run with one client on the bucket in one module run (one round trip to the
+    host). Every sync is planned first, with every refusal below (max_deletes, immutable keys, the registry,
+    another host's claim), and only then are they carried out in their order: a refusal of any sync comes
+    before anything of any sync changed. A failure names the sync (O(syncs[].name), else its direction and
+    prefix) and returns RV(syncs) of those already carried out. The result holds one entry per sync in
+    RV(syncs); the diff one per sync.
+  - >-
+    B(The interpreter.) An action plugin of the same name runs the module; when the host lacks the
+    interpreter it is run with (C(ansible_python_interpreter), the project's venv python), it fails naming
+    the host and that path (C(Apply the crpbot_uv role first)) instead of Ansible's generic error, and in
+    check mode it skips (a venv C(--check) has not built yet has nothing to plan with). No request is made
+    for this while the interpreter exists.
   - >-
     B(Prefixes are slash-bounded.) O(prefix=models) means C(models/); C(models-old/) is never listed,
     copied or deleted.
@@ -75,10 +89,72 @@ version_added: "0.1.0"
 author:
   - crpbot-ansible contributors
 options:
+  syncs:
+    description:
+      - >-
+        Several syncs of O(bucket) in one run (see the description), each a dict of the options of one sync;
+        O(bucket), the client options (O(profile), O(region), O(endpoint_url), O(path_style)), O(workers),
+        the multipart sizes and O(report_items) are shared. Mutually exclusive with the options of a single
+        sync (O(direction), O(local_dir), ...).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: What the sync is called in a failure and in RV(syncs) (the role passes C(models) or C(data)).
+        type: str
+        default: ""
+      direction:
+        description: As O(direction).
+        type: str
+        required: true
+        choices: [push, pull]
+      prefix:
+        description: As O(prefix).
+        type: str
+        default: ""
+      local_dir:
+        description: As O(local_dir).
+        type: path
+        required: true
+      create:
+        description: As O(create).
+        type: bool
+        default: false
+      filters:
+        description: As O(filters).
+        type: list
+        elements: raw
+        default: []
+      immutable:
+        description: As O(immutable).
+        type: list
+        elements: raw
+        default: []
+      missing_only:
+        description: As O(missing_only).
+        type: bool
+        default: false
+      publisher:
+        description: As O(publisher).
+        type: str
+        default: ""
+      registry:
+        description: As O(registry).
+        type: str
+        default: ""
+      delete:
+        description: As O(delete).
+        type: bool
+        default: false
+      max_deletes:
+        description: As O(max_deletes).
+        type: int
+        default: 0
   direction:
-    description: C(push) copies local to bucket, C(pull) bucket to local.
+    description:
+      - C(push) copies local to bucket, C(pull) bucket to local.
+      - Required unless O(syncs) is given.
     type: str
-    required: true
     choices: [push, pull]
   bucket:
     description: Bucket name.
@@ -89,9 +165,10 @@ options:
     type: str
     default: ""
   local_dir:
-    description: Local sync root. Must exist for a push (see O(create)); created for a pull.
+    description:
+      - Local sync root. Must exist for a push (see O(create)); created for a pull.
+      - Required with O(direction).
     type: path
-    required: true
   create:
     description:
       - Create O(local_dir) (mode C(0755)) when it does not exist, for a push as well as a pull; that alone makes
@@ -175,17 +252,38 @@ options:
     type: bool
     default: false
   report_items:
-    description: How many planned items RV(items) returns.
+    description: How many planned items RV(items) returns (per sync).
     type: int
     default: 20
 requirements:
   - boto3 on the target's Python interpreter (the module imports its botocore, and s3transfer only for multipart)
 notes:
-  - Supports check mode (the full plan, nothing written) and diff mode (one line per planned item).
-  - C(changed) is true exactly when the plan is not empty.
+  - Supports check mode (the full plan, nothing written) and diff mode (one line per planned item; with
+    O(syncs) one diff per sync).
+  - C(changed) is true exactly when the plan is not empty (with O(syncs), when one of theirs is not).
 """
 
 EXAMPLES = r"""
+- name: Push the builder's models and raw data in one run
+  crpbot_s3_transfer:
+    bucket: crpbot-market-data-dev
+    syncs:
+      - name: models
+        direction: push
+        prefix: models
+        local_dir: /root/crpbot/models
+        filters: ["- promoted/**", "- .crpbot-promotion/**", "- unapproved/**"]
+        immutable: ["- registry.json"]
+        registry: registry.json
+        publisher: "{{ inventory_hostname }}"
+      - name: data
+        direction: push
+        prefix: data/raw
+        local_dir: /root/crpbot/data/raw
+        create: true
+  vars:
+    ansible_python_interpreter: /root/crpbot/.venv/bin/python
+
 - name: Push the builder's models
   crpbot_s3_transfer:
     direction: push
@@ -219,41 +317,54 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+syncs:
+  description:
+    - One result per entry of O(syncs), in order, each with the fields below (RV(counts), RV(items), ...) and
+      C(name), C(direction), C(bucket), C(prefix), C(local_dir), C(changed).
+    - On a failure, the results of the syncs carried out before it.
+  returned: when O(syncs) is given
+  type: list
+  elements: dict
+  sample: [{name: models, direction: push, changed: false, counts: {copy: 0, update: 0, delete: 0}}]
 counts:
   description: Planned items by action.
-  returned: always
+  returned: without O(syncs)
   type: dict
   sample: {copy: 3, update: 1, delete: 0}
 bytes_planned:
   description: Bytes of the planned copies and updates.
-  returned: always
+  returned: without O(syncs)
   type: int
 bytes_transferred:
   description: Bytes actually transferred (0 in check mode).
-  returned: always
+  returned: without O(syncs)
   type: int
 seconds:
-  description: Wall time of the module's work.
+  description: Wall time of the module's work (with O(syncs), of all of them; each entry has its own).
   returned: always
   type: float
 items:
   description: The first O(report_items) planned items (action, path, bytes, reason).
-  returned: always
+  returned: without O(syncs)
   type: list
   elements: dict
 created_local_dir:
   description: Whether O(local_dir) was (in check mode, would be) created, see O(create).
-  returned: success
+  returned: success, without O(syncs)
   type: bool
   sample: false
 stale_temp_files:
   description: Temp files of an interrupted run that were removed (or would be, in check mode).
-  returned: always
+  returned: without O(syncs)
   type: int
 """
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.crpbot_s3 import ModuleFailure, Sync, diff_text, expect_continue_only_for_large_puts
+from ansible.module_utils.crpbot_s3 import (
+    ModuleFailure, Sync, SyncsFailure, diff_text, expect_continue_only_for_large_puts, run_syncs,
+)
 
 # botocore alone: boto3's import (resources, docs, s3transfer) costs ~0.1 s more on every run, and
 # s3transfer is imported by the executor only when an object is large enough for multipart.
@@ -300,46 +411,79 @@ def make_client(params):
     return client
 
 
-def run(client, params, check_mode):
-    try:
-        return Sync(client, params).run(check_mode)
-    except botocore.exceptions.ClientError as exc:
+def explain(exc, bucket):
+    """A botocore error as a ModuleFailure naming the bucket, or None for any other exception."""
+    if isinstance(exc, botocore.exceptions.ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "NoSuchBucket":
-            raise ModuleFailure(f"bucket {params['bucket']} does not exist") from None
+            return ModuleFailure(f"bucket {bucket} does not exist")
         if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            raise ModuleFailure(f"S3 refused the credentials for bucket {params['bucket']}: {code}") from None
-        raise ModuleFailure(f"S3 error on bucket {params['bucket']}: {exc}") from None
-    except botocore.exceptions.NoCredentialsError:
-        raise ModuleFailure("no AWS credentials found; write ~/.aws/credentials (role crpbot_credentials)") from None
-    except botocore.exceptions.EndpointConnectionError as exc:
-        raise ModuleFailure(f"cannot reach the S3 endpoint: {exc}") from None
+            return ModuleFailure(f"S3 refused the credentials for bucket {bucket}: {code}")
+        return ModuleFailure(f"S3 error on bucket {bucket}: {exc}")
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return ModuleFailure("no AWS credentials found; write ~/.aws/credentials (role crpbot_credentials)")
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        return ModuleFailure(f"cannot reach the S3 endpoint: {exc}")
+    return None
+
+
+def run(client, params, check_mode):
+    """One sync (the single-sync form), its botocore errors explained."""
+    try:
+        return Sync(client, params).run(check_mode)
+    except ModuleFailure:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised unless it is a known botocore error
+        reason = explain(exc, params["bucket"])
+        if reason is None:
+            raise
+        raise reason from None
+
+
+SYNC_SPEC = dict(
+    prefix=dict(type="str", default=""),
+    create=dict(type="bool", default=False),
+    filters=dict(type="list", elements="raw", default=[]),
+    immutable=dict(type="list", elements="raw", default=[]),
+    registry=dict(type="str", default=""),
+    publisher=dict(type="str", default=""),
+    missing_only=dict(type="bool", default=False),
+    delete=dict(type="bool", default=False),
+    max_deletes=dict(type="int", default=0),
+)
+SHARED_SPEC = dict(
+    bucket=dict(type="str", required=True),
+    workers=dict(type="int", default=16),
+    multipart_threshold=dict(type="int", default=8 * 1024 * 1024),
+    multipart_chunksize=dict(type="int", default=8 * 1024 * 1024),
+    profile=dict(type="str", default=""),
+    region=dict(type="str", default=""),
+    endpoint_url=dict(type="str", default=""),
+    path_style=dict(type="bool", default=False),
+    report_items=dict(type="int", default=20),
+)
+
+
+def argument_spec():
+    syncs = dict(name=dict(type="str", default=""),
+                 direction=dict(type="str", required=True, choices=["push", "pull"]),
+                 local_dir=dict(type="path", required=True), **SYNC_SPEC)
+    return dict(direction=dict(type="str", choices=["push", "pull"]), local_dir=dict(type="path"),
+                syncs=dict(type="list", elements="dict", options=syncs), **SYNC_SPEC, **SHARED_SPEC)
+
+
+def diff_of(result, plan):
+    return {"before_header": f"s3://{result['bucket']}/{result['prefix']} <-> {result['local_dir']}",
+            "before": "", "after": diff_text(plan)}
 
 
 def main():
+    single = ["direction", "local_dir", *SYNC_SPEC]
     module = AnsibleModule(
-        argument_spec=dict(
-            direction=dict(type="str", required=True, choices=["push", "pull"]),
-            bucket=dict(type="str", required=True),
-            prefix=dict(type="str", default=""),
-            local_dir=dict(type="path", required=True),
-            filters=dict(type="list", elements="raw", default=[]),
-            immutable=dict(type="list", elements="raw", default=[]),
-            registry=dict(type="str", default=""),
-            publisher=dict(type="str", default=""),
-            missing_only=dict(type="bool", default=False),
-            delete=dict(type="bool", default=False),
-            max_deletes=dict(type="int", default=0),
-            workers=dict(type="int", default=16),
-            multipart_threshold=dict(type="int", default=8 * 1024 * 1024),
-            multipart_chunksize=dict(type="int", default=8 * 1024 * 1024),
-            profile=dict(type="str", default=""),
-            region=dict(type="str", default=""),
-            endpoint_url=dict(type="str", default=""),
-            path_style=dict(type="bool", default=False),
-            create=dict(type="bool", default=False),
-            report_items=dict(type="int", default=20),
-        ),
+        argument_spec=argument_spec(),
+        required_one_of=[["direction", "syncs"]],
+        mutually_exclusive=[["syncs", name] for name in single],
+        required_together=[["direction", "local_dir"]],
         supports_check_mode=True,
     )
     if not HAS_BOTOCORE:
@@ -350,14 +494,30 @@ def main():
             raise ModuleFailure("bucket is empty; set the bucket name")
         if params["workers"] < 1:
             raise ModuleFailure("workers must be at least 1")
-        result = run(make_client(params), params, module.check_mode)
+        client = make_client(params)
+        if params["syncs"] is None:
+            result = run(client, params, module.check_mode)
+        else:
+            shared = {name: params[name] for name in SHARED_SPEC}
+            started = time.monotonic()
+            results = run_syncs(client, shared, params["syncs"], module.check_mode,
+                                explain=lambda exc: explain(exc, params["bucket"]))
+    except SyncsFailure as exc:
+        module.fail_json(msg=str(exc), bucket=params["bucket"], syncs=[{key: value for key, value in entry.items() if key != "plan"}
+                                                                  for entry in exc.results])
     except ModuleFailure as exc:
         module.fail_json(msg=str(exc), bucket=params["bucket"], local_dir=params["local_dir"])
-    plan = result.pop("plan")
+    if params["syncs"] is None:
+        plan = result.pop("plan")
+        if module._diff:
+            result["diff"] = diff_of(result, plan)
+        module.exit_json(**result)
+    plans = [entry.pop("plan") for entry in results]
+    outcome = {"changed": any(entry["changed"] for entry in results), "bucket": params["bucket"],
+               "syncs": results, "seconds": round(time.monotonic() - started, 3)}
     if module._diff:
-        result["diff"] = {"before_header": f"s3://{result['bucket']}/{result['prefix']} <-> {result['local_dir']}",
-                          "before": "", "after": diff_text(plan)}
-    module.exit_json(**result)
+        outcome["diff"] = [diff_of(entry, plan) for entry, plan in zip(results, plans)]
+    module.exit_json(**outcome)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -838,6 +839,11 @@ def test_documentation_matches_the_argument_spec(monkeypatch):
         module.main()
     documented = yaml.safe_load(module.DOCUMENTATION)["options"]
     assert sorted(documented) == sorted(captured)
+    assert sorted(documented["syncs"]["suboptions"]) == sorted(captured["syncs"]["options"])
+    for name, spec in captured["syncs"]["options"].items():
+        doc = documented["syncs"]["suboptions"][name]
+        assert (doc["type"], doc.get("default"), doc.get("required", False)) == (
+            spec["type"], spec.get("default"), spec.get("required", False)), name
     for name, option in captured.items():
         assert documented[name]["type"] == option["type"], name
         assert documented[name].get("default") == option.get("default"), name
@@ -857,3 +863,157 @@ def test_missing_only_pull_fetches_absent_files_and_keeps_local_ones(client, tmp
     assert (dst / "a/model.pt").read_bytes() == b"published a"
     assert (dst / "b/model.pt").read_bytes() == b"this builder's own b"
     assert not sync(client, dst, "pull", prefix="models", missing_only=True, filters=["+ a/model.pt"])["changed"]
+
+
+# --- several syncs in one run ---------------------------------------------------------------------
+
+SHARED = {"bucket": BUCKET, "workers": 4, "multipart_threshold": 8 * 1024 * 1024}
+
+
+def builder_syncs(models, data, **data_extra):
+    """The builder's two pushes, as the role passes them."""
+    return [{"name": "models", "direction": "push", "prefix": "models", "local_dir": str(models),
+             "immutable": WRITE_ONCE, "registry": "registry.json", "publisher": "builder-a"},
+            {"name": "data", "direction": "push", "prefix": "data/raw", "local_dir": str(data), "create": True,
+             **data_extra}]
+
+
+def test_syncs_run_in_one_call_with_a_result_each(client, tmp_path):
+    models, data = tmp_path / "models", tmp_path / "data"
+    builder(models, "lstm_BTC-USD_v1", MODEL, b"v1")
+    write_file(data, "BTC-USD/a.parquet", b"a")
+    checked = s3.run_syncs(client, SHARED, builder_syncs(models, data), True)
+    assert [(r["name"], r["counts"]["copy"], r["changed"]) for r in checked] == [("models", 2, True), ("data", 1, True)]
+    assert keys(client) == []  # check mode: not even a claim
+    done = s3.run_syncs(client, SHARED, builder_syncs(models, data), False)
+    assert [(r["name"], r["prefix"], r["bytes_transferred"] > 0) for r in done] == [
+        ("models", "models/", True), ("data", "data/raw/", True)]
+    assert keys(client) == ["data/raw/BTC-USD/a.parquet", "models/.crpbot-versions/lstm_BTC-USD_v1.json",
+                            f"models/{MODEL}", "models/registry.json"]
+    assert not any(r["changed"] for r in s3.run_syncs(client, SHARED, builder_syncs(models, data), False))
+    # A QC host's two pulls, one of them into a dir to be made.
+    pulled = s3.run_syncs(client, SHARED, [
+        {"name": "models", "direction": "pull", "prefix": "models", "local_dir": str(tmp_path / "qc/models")},
+        {"name": "data", "direction": "pull", "prefix": "data/raw", "local_dir": str(tmp_path / "qc/raw"),
+         "filters": ["+ BTC-USD*"]}], False)
+    assert [r["counts"]["copy"] for r in pulled] == [2, 1]
+    assert (tmp_path / "qc/raw/BTC-USD/a.parquet").read_bytes() == b"a"
+
+
+def test_a_refusal_of_any_sync_comes_before_any_sync_changes_anything(client, tmp_path):
+    """The data push would delete a key above max_deletes: the models push, listed first, has not
+    claimed, uploaded or merged anything when the run fails, and the failure names the sync."""
+    models, data = tmp_path / "models", tmp_path / "data"
+    builder(models, "lstm_BTC-USD_v1", MODEL, b"v1")
+    write_file(data, "BTC-USD/a.parquet", b"a")
+    client.put_object(Bucket=BUCKET, Key="data/raw/old.parquet", Body=b"old")
+    for check in (True, False):
+        with pytest.raises(s3.SyncsFailure) as failed:
+            s3.run_syncs(client, SHARED, builder_syncs(models, data, delete=True, max_deletes=0), check)
+        assert str(failed.value).startswith("sync data: the plan deletes 1 remote files, more than max_deletes=0")
+        assert failed.value.results == []
+        assert keys(client) == ["data/raw/old.parquet"]
+    # An immutable rewrite in the models push refuses the data push too.
+    s3.run_syncs(client, SHARED, builder_syncs(models, data), False)
+    write_file(models, MODEL, b"v2")
+    write_file(data, "BTC-USD/b.parquet", b"b")
+    with pytest.raises(s3.SyncsFailure, match="^sync models: refusing to push to s3://crpbot-test/models/"):
+        s3.run_syncs(client, SHARED, builder_syncs(models, data), False)
+    assert "data/raw/BTC-USD/b.parquet" not in keys(client)
+
+
+def test_a_sync_failing_while_applied_returns_the_results_of_those_before_it(client, tmp_path):
+    write_file(tmp_path / "src", "x.bin", b"x")
+    client.put_object(Bucket=BUCKET, Key="other/x.bin", Body=b"x")
+    (tmp_path / "dst" / "x.bin").mkdir(parents=True)  # a directory in the way of the pulled file
+    syncs = [{"direction": "push", "prefix": "data/raw", "local_dir": str(tmp_path / "src")},
+             {"direction": "pull", "prefix": "other", "local_dir": str(tmp_path / "dst")}]
+    with pytest.raises(s3.SyncsFailure, match="^sync pull other/: 1 transfer.*a directory is in the way") as failed:
+        s3.run_syncs(client, SHARED, syncs, False)
+    assert [(r["name"], r["direction"], r["changed"]) for r in failed.value.results] == [("", "push", True)]
+    assert "data/raw/x.bin" in keys(client)
+
+
+def test_client_errors_of_a_sync_are_explained_and_named(client, tmp_path):
+    syncs = [{"name": "data", "direction": "pull", "prefix": "data/raw", "local_dir": str(tmp_path / "dst")}]
+
+    def explain(exc):
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        return s3.ModuleFailure("bucket nope does not exist") if code == "NoSuchBucket" else None
+
+    with pytest.raises(s3.SyncsFailure, match="^sync data: bucket nope does not exist$"):
+        s3.run_syncs(client, dict(SHARED, bucket="nope"), syncs, False, explain=explain)
+    with pytest.raises(Exception, match="NoSuchBucket") as failed:  # noqa: PT011 - botocore's ClientError as it is
+        s3.run_syncs(client, dict(SHARED, bucket="nope"), syncs, False)
+    assert not isinstance(failed.value, s3.ModuleFailure)
+
+
+def test_module_runs_several_syncs_in_one_task(moto_endpoint, tmp_path):
+    cli = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    cli.create_bucket(Bucket="e2e-syncs")
+    write_file(tmp_path / "models", "lstm/a.pt", b"a" * 10)
+    options = {"bucket": "e2e-syncs", "endpoint_url": moto_endpoint, "path_style": True, "region": "us-east-1"}
+    syncs = [{"name": "models", "direction": "push", "prefix": "models", "local_dir": str(tmp_path / "models")},
+             {"name": "data", "direction": "push", "prefix": "data/raw", "local_dir": str(tmp_path / "raw"),
+              "create": True}]
+    task = {"crpbot_s3_transfer": dict(options, syncs=syncs)}
+    checked = playbook(tmp_path, task, check=True)
+    assert checked["changed"] and [(s["name"], s["changed"]) for s in checked["syncs"]] == [
+        ("models", True), ("data", True)], checked
+    assert checked["syncs"][0]["counts"]["copy"] == 1 and checked["syncs"][1]["created_local_dir"]
+    assert [d["after"] for d in checked["diff"]] == ["copy lstm/a.pt 10 (missing in bucket)\n", ""]
+    assert not (tmp_path / "raw").exists()
+    assert playbook(tmp_path, task)["changed"]
+    again = playbook(tmp_path, task)
+    assert not again["changed"] and [s["counts"]["copy"] for s in again["syncs"]] == [0, 0]
+    both = playbook(tmp_path, {"crpbot_s3_transfer": dict(options, syncs=syncs, direction="pull")})
+    assert both["failed"] and "mutually exclusive: syncs|direction" in both["msg"]
+
+
+def test_a_missing_interpreter_is_named_with_the_fix_and_skipped_in_check_mode(tmp_path):
+    python = tmp_path / "crpbot/.venv/bin/python"
+    task = {"crpbot_s3_transfer": {"bucket": "b", "direction": "pull", "local_dir": str(tmp_path / "dst")},
+            "vars": {"ansible_python_interpreter": str(python)}}
+    failed = playbook(tmp_path, task)
+    assert failed["failed"] and failed["msg"] == (
+        f"host localhost: {python} does not exist; the S3 syncs run the module with the project's .venv (boto3)."
+        " Apply the crpbot_uv role first (site.yml does).")
+    skipped = playbook(tmp_path, task, check=True)
+    assert skipped["skipped"] and not skipped.get("failed") and f"{python} does not exist yet" in skipped["skip_reason"]
+    # An interpreter that is there but fails otherwise keeps Ansible's own failure.
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\nexit 127\n")
+    python.chmod(0o755)
+    other = playbook(tmp_path, task)
+    assert other["failed"] and "Apply the crpbot_uv role" not in other["msg"]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ([], ["models", "data"]),
+    (["--tags", "models"], ["models"]),
+    (["--tags", "data"], ["data"]),
+    (["--skip-tags", "data"], ["models"]),
+    (["--skip-tags", "models,data"], []),
+    (["-e", '{"crpbot_s3_kinds": ["data"]}'], ["data"]),
+    (["--tags", "data", "-e", '{"crpbot_s3_kinds": ["models"]}'], []),
+])
+def test_role_runs_the_kinds_tags_and_crpbot_s3_kinds_select_in_one_task(moto_endpoint, tmp_path, args, expected):
+    cli = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    cli.create_bucket(Bucket="crpbot-tags")
+    inventory = {"plugin": "crpbot", "bucket": "crpbot-tags", "region": "us-east-1",
+                 "hosts": [{"name": "qc-local", "user": "root", "connection": "local", "db_backend": "sqlite",
+                            "project_dir": str(tmp_path)}],
+                 "vars": {"crpbot_s3_python": sys.executable, "crpbot_s3_endpoint_url": moto_endpoint,
+                          "crpbot_s3_profile": ""}}
+    (tmp_path / "local.crpbot.yml").write_text(json.dumps(inventory))
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent")
+    proc = subprocess.run(
+        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(tmp_path / "local.crpbot.yml"), "playbooks/sync_s3.yml",
+         "--check", "-v", *args], env=env, cwd=REPO, capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("TASK [crpbot_s3 : Sync the models and the raw data]") <= 1
+    ran = re.findall(r'"local_dir": "[^"]*", "name": "(models|data)"', proc.stdout)
+    assert ran == expected, proc.stdout[-3000:]
