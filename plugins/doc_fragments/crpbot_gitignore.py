@@ -19,7 +19,7 @@ options:
         stay as they are, an entry they already wrote outside the block is not repeated, the block is removed when
         no entry is missing; a new file is C(0644), an existing one keeps its mode and owner.
       - Fails, naming the dir, when O(gitignore.project_dir) does not exist, before anything is written.
-      - The C(.gitignore) holds no secret: its diff and RV(gitignore) show it as it is.
+      - The C(.gitignore) holds no secret, so its diff and RV(gitignore) show it as it is.
     type: dict
     suboptions:
       project_dir:
