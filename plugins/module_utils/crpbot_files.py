@@ -1,13 +1,18 @@
 # -*- coding: utf-8 -*-
 # Copyright: crpbot-ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Writing files that hold secrets (stdlib only; runs on the target's python3).
+"""Writing files that hold secrets, and the managed .gitignore blocks (stdlib only; runs on the target's python3).
 
 The DESIGN contract for files with secrets: written atomically (a temporary file in the same
 directory, created ``0600``, fsync, chown, chmod, rename), owned by the host user, with the
 previous version kept as a ``0600`` backup when the content changes.  Backups are bounded: only
 the newest ``keep`` of ``<path>.<YYYYmmddTHHMMSS>[-n].bak`` stay (each one holds every secret of
 the file).  Every message produced here names paths, owners and modes only, never file content.
+
+The managed blocks of a checkout's ``.gitignore`` (``plan_gitignore``/``apply_gitignore``, on
+``crpbot_git.with_block``) are kept here too: the crpbot_gitignore module and the ``gitignore`` option
+of every module that writes a file git must never see (crpbot_amazon_q, crpbot_secret_file,
+crpbot_env_file) run this one code path, in the same round trip as their write.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import re
 import stat
 import tempfile
 import time
+
+from ansible.module_utils.crpbot_git import with_block
 
 
 class ModuleFailure(Exception):
@@ -254,3 +261,59 @@ def apply(plan):
     except OSError as exc:
         raise ModuleFailure(f"could not write {exc.filename or path}: {exc.strerror}") from None
     return backup_file
+
+
+# The ``gitignore`` option of the modules that write a file git must never see, and the crpbot_gitignore
+# module's own options (plugins/doc_fragments/crpbot_gitignore.py documents them).
+GITIGNORE_OPTIONS = {
+    "project_dir": {"type": "path", "required": True},
+    "block": {"type": "str", "required": True},
+    "entries": {"type": "list", "elements": "str", "default": []},
+}
+
+
+def plan_gitignore(project_dir, block, entries):
+    """What keeping the managed block ``block`` with ``entries`` in ``<project_dir>/.gitignore`` changes
+    (``crpbot_git.with_block``), computed without writing anything."""
+    path = os.path.join(project_dir, ".gitignore")
+    if not os.path.isdir(project_dir):
+        raise ModuleFailure(f"the project dir {project_dir} does not exist; check out the crpbot repo there first "
+                            "(the crpbot_repo role does) or fix project_dir in the inventory")
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+        st = os.stat(path)
+    except FileNotFoundError:
+        raw, st = None, None
+    except OSError as exc:
+        raise ModuleFailure(f"could not read {path}: {exc.strerror}") from None
+    try:
+        text = "" if raw is None else raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModuleFailure(f"{path} is not UTF-8 text; fix it by hand, nothing was changed") from None
+    new, missing = with_block(text, block, entries)
+    return {"path": path, "before": text, "after": new, "missing": missing, "changed": new != text, "stat": st}
+
+
+def apply_gitignore(plan):
+    """Write a plan of :func:`plan_gitignore` when it changes the file: atomically, a new file ``0644``, an
+    existing one keeping its mode (and, run as root, its owner and group)."""
+    if not plan["changed"]:
+        return
+    st = plan["stat"]
+    keep_owner = st is not None and os.geteuid() == 0
+    try:
+        write_atomically(plan["path"], plan["after"].encode("utf-8"), stat.S_IMODE(st.st_mode) if st else 0o644,
+                         st.st_uid if keep_owner else None, st.st_gid if keep_owner else None)
+    except OSError as exc:
+        raise ModuleFailure(f"could not write {exc.filename or plan['path']}: {exc.strerror}") from None
+
+
+def gitignore_result(plan):
+    """The result of a plan of :func:`plan_gitignore` (paths and entries only: a .gitignore holds no secret)."""
+    return {"path": plan["path"], "changed": plan["changed"], "missing": plan["missing"]}
+
+
+def gitignore_diff(plan):
+    return {"before_header": plan["path"], "after_header": plan["path"], "before": plan["before"],
+            "after": plan["after"]}

@@ -182,6 +182,8 @@ notes:
     quote in it would swallow the lines the module writes; then the module fails naming the line.
   - The money-safety rules are C(plugins/module_utils/crpbot_policy.py), shared with the inventory plugin and
     the C(crpbot_policy) action.
+  - With O(gitignore), the C(.gitignore) block is planned with the C(.env) (every refusal comes before anything
+    is written) and written first; the diff is then a list, the C(.gitignore) first. O(validate_only) ignores it.
 seealso:
   - name: python-dotenv file format
     description: The syntax the bot's C(.env) reader accepts.
@@ -189,13 +191,18 @@ seealso:
   - module: crpbot_policy
 extends_documentation_fragment:
   - crpbot_files
+  - crpbot_gitignore
 """
 
 EXAMPLES = r"""
-- name: Write the .env of the host (RUNTIME_MODE from the inventory, DB_URL built on the host and masked)
+- name: Keep the .env out of git and write it (RUNTIME_MODE from the inventory, DB_URL built on the host and masked)
   crpbot_env_file:
     path: /root/crpbot/.env
     owner: root
+    gitignore:
+      project_dir: /root/crpbot
+      block: crpbot_env
+      entries: [.env, .env.*.bak]
     live_confirmation: "{{ crpbot_env_live_confirm }}"
     values:
       CRPBOT_HOST_ROLE: builder
@@ -243,6 +250,24 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+gitignore:
+  description: The C(.gitignore) block's part of the run (O(gitignore)); paths and entries only.
+  returned: when O(gitignore) was given, not with O(validate_only)
+  type: dict
+  contains:
+    path:
+      description: The .gitignore.
+      type: str
+      sample: /home/numan/crpbot/.gitignore
+    changed:
+      description: Whether the .gitignore was (or, in check mode, would be) rewritten.
+      type: bool
+      sample: false
+    missing:
+      description: The entries the block holds (the ones not written outside it).
+      type: list
+      elements: str
+      sample: [.env, .env.*.bak]
 path:
   description: The path of the file.
   returned: always
@@ -320,10 +345,15 @@ from ansible.module_utils.crpbot_env import (
     render,
 )
 from ansible.module_utils.crpbot_files import (
+    GITIGNORE_OPTIONS,
     ModuleFailure,
     apply,
+    apply_gitignore,
+    gitignore_diff,
+    gitignore_result,
     parse_mode,
     plan_changed,
+    plan_gitignore,
     plan_write,
     read_existing,
     resolve_gid,
@@ -418,6 +448,7 @@ def main():
             live_approved=dict(type="bool", default=False),
             runtime_mode=dict(type="str", default="dryrun", choices=["dryrun", "live", "preserve"]),
             live_models=dict(type="list", elements="dict", default=[]),
+            gitignore=dict(type="dict", options=GITIGNORE_OPTIONS),
             db_url=dict(
                 type="dict",
                 options=dict(
@@ -438,15 +469,19 @@ def main():
     try:
         if module.params["backup_keep"] < 1:
             raise ModuleFailure("backup_keep must be 1 or more (use backup: false to keep no backup)")
+        block = module.params["gitignore"]
+        gitignore = plan_gitignore(block["project_dir"], block["block"], block["entries"]) if block else None
         plan = make_plan(module.params)
         backup_file = None
         if not module.check_mode:
+            if gitignore is not None:
+                apply_gitignore(gitignore)
             backup_file = apply(plan)
     except ModuleFailure as exc:
         module.fail_json(msg=str(exc), path=path)
 
     result = dict(
-        changed=plan_changed(plan),
+        changed=plan_changed(plan) or (gitignore is not None and gitignore["changed"]),
         path=path,
         changed_keys=plan["report"]["changed"],
         added_keys=plan["report"]["added"],
@@ -460,8 +495,10 @@ def main():
         result["backup_file"] = backup_file
     if plan["stale_backups"]:
         result["removed_backups"] = plan["stale_backups"]
+    if gitignore is not None:
+        result["gitignore"] = gitignore_result(gitignore)
     if module._diff:
-        result["diff"] = plan["diff"]
+        result["diff"] = plan["diff"] if gitignore is None else [gitignore_diff(gitignore), plan["diff"]]
     module.exit_json(**result)
 
 

@@ -19,6 +19,9 @@ description:
   - C(crpbot_git_checkout) recognises these blocks as this project's own edits, so they never stop a
     repo update.
   - Fails, naming the dir, when O(project_dir) does not exist (check out the repo first).
+  - The modules that write a file git must never see (crpbot_amazon_q, crpbot_secret_file,
+    crpbot_env_file) keep their block with the same code in their own run, through their C(gitignore)
+    option; this module is for a block on its own (the crpbot_repo role's C(gitignore) entry point).
 options:
   project_dir:
     description: The checkout whose C(.gitignore) to keep.
@@ -33,6 +36,10 @@ options:
     type: list
     elements: str
     default: []
+seealso:
+  - module: crpbot_amazon_q
+  - module: crpbot_secret_file
+  - module: crpbot_env_file
 attributes:
   check_mode:
     support: full
@@ -43,11 +50,11 @@ author:
 """
 
 EXAMPLES = r"""
-- name: Keep the Amazon Q entries in .gitignore
+- name: Keep the notebooks out of git
   crpbot_gitignore:
     project_dir: /home/numan/crpbot
-    block: amazon_q
-    entries: [.amazon-q/, .amazonq/]
+    block: notebooks
+    entries: [notebooks/, "*.ipynb_checkpoints"]
 """
 
 RETURN = r"""
@@ -55,64 +62,40 @@ path:
   description: The .gitignore.
   returned: always
   type: str
+  sample: /home/numan/crpbot/.gitignore
 missing:
   description: The entries the block holds (the ones not written outside it).
   returned: success
   type: list
   elements: str
+  sample: [.amazon-q/]
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.crpbot_git import with_block
+from ansible.module_utils.crpbot_files import (
+    GITIGNORE_OPTIONS,
+    ModuleFailure,
+    apply_gitignore,
+    gitignore_diff,
+    gitignore_result,
+    plan_gitignore,
+)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "project_dir": {"type": "path", "required": True},
-            "block": {"type": "str", "required": True},
-            "entries": {"type": "list", "elements": "str", "default": []},
-        },
-        supports_check_mode=True,
-    )
-    project, block, entries = (module.params[key] for key in ("project_dir", "block", "entries"))
-    path = os.path.join(project, ".gitignore")
-    if not os.path.isdir(project):
-        module.fail_json(path=path, msg=f"the project dir {project} does not exist; check out the crpbot repo there "
-                                        "first (the crpbot_repo role does) or fix project_dir in the inventory")
+    module = AnsibleModule(argument_spec=GITIGNORE_OPTIONS, supports_check_mode=True)
+    params = module.params
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-        st = os.stat(path)
-    except FileNotFoundError:
-        raw, st = None, None
-    try:
-        text = "" if raw is None else raw.decode("utf-8")
-    except UnicodeDecodeError:
-        module.fail_json(path=path, msg=f"{path} is not UTF-8 text; fix it by hand, nothing was changed")
-    new, missing = with_block(text, block, entries)
-    changed = new != text
-    result = {"changed": changed, "path": path, "missing": missing}
+        plan = plan_gitignore(params["project_dir"], params["block"], params["entries"])
+        if not module.check_mode:
+            apply_gitignore(plan)
+    except ModuleFailure as exc:
+        module.fail_json(msg=str(exc), path=os.path.join(params["project_dir"], ".gitignore"))
+    result = gitignore_result(plan)
     if module._diff:
-        result["diff"] = {"before_header": path, "after_header": path, "before": text, "after": new}
-    if changed and not module.check_mode:
-        handle, temp = tempfile.mkstemp(prefix=".gitignore.", dir=project)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(new.encode("utf-8"))
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temp, st.st_mode & 0o7777 if st else 0o644)
-            if st and os.geteuid() == 0:
-                os.chown(temp, st.st_uid, st.st_gid)
-            os.replace(temp, path)
-        except BaseException:
-            if os.path.exists(temp):
-                os.unlink(temp)
-            raise
+        result["diff"] = gitignore_diff(plan)
     module.exit_json(**result)
 
 

@@ -69,6 +69,8 @@ options:
             directory must exist and is left as it is.
         type: raw
 notes:
+  - With O(gitignore), the C(.gitignore) block is planned with the files (a missing project dir is refused before
+    anything is written) and written before the first file; the diff is then a list, the C(.gitignore) first.
   - With O(files), the result holds RV(files), one entry per file with the keys of a single-file result, and
     the diff is one per file.
   - Supports check mode with an honest prediction (nothing is written) and diff mode (content hidden).
@@ -78,13 +80,20 @@ seealso:
   - module: crpbot_env_file
 extends_documentation_fragment:
   - crpbot_files
+  - crpbot_gitignore
 """
 
 EXAMPLES = r"""
-- name: Write the AWS credentials and config, and ~/.aws, in one round trip
+- name: Keep .db_password out of git, write it, the AWS credentials and config, and ~/.aws, in one round trip
   crpbot_secret_file:
     owner: numan
+    gitignore:
+      project_dir: /home/numan/crpbot
+      block: crpbot_credentials
+      entries: [.db_password, .db_password.*.bak]
     files:
+      - path: /home/numan/crpbot/.db_password
+        content: "{{ vault_crpbot_db_password }}"
       - path: /home/numan/.aws/credentials
         content: "{{ lookup('ansible.builtin.template', 'aws_credentials.j2') }}"
         directory_mode: "0700"
@@ -109,6 +118,24 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+gitignore:
+  description: The C(.gitignore) block's part of the run (O(gitignore)); paths and entries only.
+  returned: when O(gitignore) was given
+  type: dict
+  contains:
+    path:
+      description: The .gitignore.
+      type: str
+      sample: /home/numan/crpbot/.gitignore
+    changed:
+      description: Whether the .gitignore was (or, in check mode, would be) rewritten.
+      type: bool
+      sample: false
+    missing:
+      description: The entries the block holds (the ones not written outside it).
+      type: list
+      elements: str
+      sample: [.db_password, .db_password.*.bak]
 files:
   description: One result per file (C(path), C(content_changed), C(size), C(backup_file), C(removed_backups)).
   returned: when O(files) was given
@@ -154,10 +181,15 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.crpbot_files import (
+    GITIGNORE_OPTIONS,
     ModuleFailure,
     apply,
+    apply_gitignore,
+    gitignore_diff,
+    gitignore_result,
     parse_mode,
     plan_changed,
+    plan_gitignore,
     plan_write,
     read_existing,
     resolve_gid,
@@ -257,8 +289,8 @@ def file_result(plan, backup_file):
     return result
 
 
-def run_files(module):
-    """Every file planned (and every refusal raised) before the first write."""
+def run_files(module, gitignore=None):
+    """Every file planned (and every refusal raised) before the first write; the .gitignore block first."""
     params = module.params
     for entry in params["files"]:
         for key in ("mode", "backup"):
@@ -273,6 +305,8 @@ def run_files(module):
         plans.append(make_plan(single, module.check_mode or os.path.dirname(entry["path"]) in pending_dirs))
     results = []
     if not module.check_mode:
+        if gitignore is not None:
+            apply_gitignore(gitignore)
         for directory in directories:
             apply_directory(directory)
     for plan in plans:
@@ -283,6 +317,18 @@ def run_files(module):
     result = dict(changed=changed, files=results, directories_changed=[d["path"] for d in directories])
     if module._diff:
         result["diff"] = [plan["diff"] for plan in plans]
+    return with_gitignore(result, gitignore, module._diff)
+
+
+def with_gitignore(result, gitignore, diff):
+    """The result with the .gitignore block's part (no secret in it: a .gitignore, paths and entries)."""
+    if gitignore is None:
+        return result
+    result["changed"] = result["changed"] or gitignore["changed"]
+    result["gitignore"] = gitignore_result(gitignore)
+    if diff:
+        ours = result.get("diff", [])
+        result["diff"] = [gitignore_diff(gitignore), *(ours if isinstance(ours, list) else [ours])]
     return result
 
 
@@ -303,22 +349,28 @@ def main():
             mode=dict(type="raw", default="0600"),
             backup=dict(type="bool", default=True),
             backup_keep=dict(type="int", default=5),
+            gitignore=dict(type="dict", options=GITIGNORE_OPTIONS),
         ),
         mutually_exclusive=[("path", "files"), ("content", "files")],
         required_one_of=[("path", "files")],
         required_together=[("path", "content")],
         supports_check_mode=True,
     )
+    block = module.params["gitignore"]
     if module.params["files"] is not None:
         try:
-            module.exit_json(**run_files(module))
+            gitignore = plan_gitignore(block["project_dir"], block["block"], block["entries"]) if block else None
+            module.exit_json(**run_files(module, gitignore))
         except ModuleFailure as exc:
             module.fail_json(msg=str(exc))
     path = module.params["path"]
     try:
+        gitignore = plan_gitignore(block["project_dir"], block["block"], block["entries"]) if block else None
         plan = make_plan(module.params, module.check_mode)
         backup_file = None
         if not module.check_mode:
+            if gitignore is not None:
+                apply_gitignore(gitignore)
             backup_file = apply(plan)
     except ModuleFailure as exc:
         module.fail_json(msg=str(exc), path=path)
@@ -326,7 +378,7 @@ def main():
     result = file_result(plan, backup_file)
     if module._diff:
         result["diff"] = plan["diff"]
-    module.exit_json(**result)
+    module.exit_json(**with_gitignore(result, gitignore, module._diff))
 
 
 if __name__ == "__main__":

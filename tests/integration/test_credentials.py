@@ -113,7 +113,7 @@ def test_missing_vault_variable_names_host_variable_and_fix_without_values(synce
         assert word in output, word
     assert leaks(output) == []
     # any_errors_fatal in the validation play: no host was written.
-    assert "Write the database password" not in output
+    assert "Keep .db_password out of git, write it" not in output
 
 
 def test_importer_writes_a_new_vault_with_the_hosts_credentials(synced, tmp_path):

@@ -84,3 +84,87 @@ def test_module_refuses_a_missing_project_dir(tmp_path):
     play = run_module_play(tmp_path, [task(tmp_path / "nowhere")])
     assert play.results["result"]["failed"] is True
     assert f"the project dir {tmp_path / 'nowhere'} does not exist" in play.results["result"]["msg"]
+
+
+# Every module that keeps a block runs the same code (crpbot_files.plan_gitignore/apply_gitignore): the
+# crpbot_gitignore module, crpbot_amazon_q, and the `gitignore` option of crpbot_secret_file and crpbot_env_file,
+# each in the same run as its own write.
+PERSON = "*.pyc\n.amazonq/\n# my notes"  # the person's own lines, one entry among them, no last newline
+SECRET = "Pw7-secret-never-shown"
+WRITERS = ["crpbot_gitignore", "crpbot_amazon_q", "crpbot_secret_file", "crpbot_env_file"]
+
+
+def writer(name, project, gitignore_dir=None):
+    """(block, task args) of module `name` keeping a block in project's .gitignore (or gitignore_dir's)."""
+    where = str(gitignore_dir or project)
+    if name == "crpbot_gitignore":
+        return "amazon_q", {"project_dir": where, "block": "amazon_q", "entries": ENTRIES}
+    if name == "crpbot_amazon_q":
+        return "amazon_q", {"project_dir": where, "content": '{"role": "qc"}\n', "gitignore_entries": ENTRIES}
+    block = {"project_dir": where, "block": name, "entries": [".amazon-q/", ".amazonq/", ".amazon-q/"]}
+    if name == "crpbot_secret_file":
+        return name, {"files": [{"path": str(project / ".db_password"), "content": SECRET}], "gitignore": block}
+    return name, {"path": str(project / ".env"), "secrets": {"API_TOKEN": SECRET}, "gitignore": block}
+
+
+@pytest.fixture(scope="module", params=WRITERS)
+def kept(request, tmp_path_factory):
+    from tests.ansible_run import crpbot_localhost
+
+    tmp_path = tmp_path_factory.mktemp(request.param)
+    project = tmp_path / "crpbot"
+    project.mkdir()
+    (project / ".gitignore").write_text(PERSON)
+    os.chmod(project / ".gitignore", 0o640)
+    block, args = writer(request.param, project)
+    _, refused = writer(request.param, tmp_path / "other", gitignore_dir=tmp_path / "nowhere")
+    (tmp_path / "other").mkdir()
+    read = {"ansible.builtin.slurp": {"src": str(project / ".gitignore")}}
+    tasks = [
+        {"name": "Predict", request.param: args, "check_mode": True, "register": "predicted"},
+        {"name": "Read after the prediction", **read, "register": "after_check"},
+        {"name": "Write", request.param: args, "register": "first"},
+        {"name": "Write again", request.param: args, "register": "second"},
+        {"name": "Refuse a missing project dir", request.param: refused, "register": "refused",
+         "ignore_errors": True},
+    ]
+    play = run_module_play(tmp_path, tasks, extra_args=("--diff",), inventory=crpbot_localhost(role="qc"))
+    assert play.returncode == 0, play.output[-5000:]
+    return {"name": request.param, "block": block, "project": project, "tmp_path": tmp_path, **play.results,
+            "output": play.output}
+
+
+def block_of(result):
+    return result if "missing" in result else result["gitignore"]
+
+
+def test_every_writer_predicts_without_writing(kept):
+    import base64
+
+    assert kept["predicted"]["changed"] is True and block_of(kept["predicted"])["changed"] is True
+    assert base64.b64decode(kept["after_check"]["content"]).decode() == PERSON
+
+
+def test_every_writer_keeps_the_persons_lines_and_mode_and_repeats_no_entry(kept):
+    text = (kept["project"] / ".gitignore").read_text()
+    b, e = f"# BEGIN crpbot-ansible {kept['block']}", f"# END crpbot-ansible {kept['block']}"
+    assert text == f"{PERSON}\n{b}\n.amazon-q/\n{e}\n"
+    assert (kept["project"] / ".gitignore").stat().st_mode & 0o7777 == 0o640
+    assert crpbot_git.gitignore_is_ours(text, PERSON, "crpbot-ansible")
+    assert kept["first"]["changed"] is True and block_of(kept["first"])["missing"] == [".amazon-q/"]
+    assert f"+{b}" in kept["output"]  # the .gitignore's diff
+
+
+def test_every_writer_is_idempotent(kept):
+    assert kept["second"]["changed"] is False and block_of(kept["second"])["changed"] is False
+
+
+def test_every_writer_refuses_a_missing_project_dir_before_writing(kept):
+    refused = kept["refused"]
+    assert refused["failed"] is True
+    assert f"the project dir {kept['tmp_path'] / 'nowhere'} does not exist" in refused["msg"]
+    assert list((kept["tmp_path"] / "other").iterdir()) == []  # the module's own file was not written either
+
+
+def test_no_writer_shows_a_secret_with_its_gitignore(kept):
+    assert SECRET not in kept["output"]
