@@ -9,7 +9,8 @@ Each role's README.md holds its table between ``<!-- BEGIN GENERATED: <role> mai
 ``<!-- END GENERATED -->``; README.md holds the index of the roles between
 ``<!-- BEGIN GENERATED: roles -->`` and ``<!-- END GENERATED -->``. A role is every
 ``roles/*/meta/argument_specs.yml``; a README without its markers gets them appended (or, with
-``--check``, is reported). Only the ``main`` entry point is documented (``validate`` is its alias).
+``--check``, is reported). Only the ``main`` entry point is documented (the ``validate`` entry point
+checks it, it has no spec of its own).
 Defaults come from the spec's ``default:``, else from the role's ``defaults/main.yml``, shown as the
 text written there (a vault-derived default is its expression, never a value).
 """

@@ -11,10 +11,12 @@ and reports every failing check of the host at once, each message prefixed with 
 
 from __future__ import annotations
 
+import os
 import typing as t
 from collections import ChainMap
 
 from ansible.errors import AnsibleError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
 CHECK_KEYS = {"that", "msg", "loop", "when"}
@@ -44,7 +46,7 @@ class ActionModule(ActionBase):
         if problem:
             result.update(failed=True, msg=f"crpbot_checks: {problem}")
             return result
-        failures = []
+        failures = self._argument_spec_failures(task_vars or {})
         for check in self._task.args["checks"]:
             failures.extend(self._failures(check))
         result["changed"] = False
@@ -59,9 +61,11 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _shape_problem(args):
-        unknown = sorted(set(args) - {"checks"})
+        unknown = sorted(set(args) - {"checks", "argument_spec"})
         if unknown:
-            return f"unknown option(s) {', '.join(unknown)}; the only option is checks"
+            return f"unknown option(s) {', '.join(unknown)}; the options are checks and argument_spec"
+        if not isinstance(args.get("argument_spec", ""), str):
+            return "argument_spec must be the name of an entry point of the role's meta/argument_specs.yml"
         checks = args.get("checks")
         if not isinstance(checks, list) or not checks:
             return "checks must be a non-empty list of {that, msg[, loop][, when]}"
@@ -73,11 +77,38 @@ class ActionModule(ActionBase):
                 return f"check {number}: that must be an expression or a list of expressions"
         return ""
 
+    def _argument_spec_failures(self, task_vars):
+        """The role's variables against the entry point ``argument_spec`` of its meta/argument_specs.yml.
+
+        What the validate_argument_spec task Ansible puts before a role's entry point does (the values from
+        the task's variables, templated), in this same task: the validate entry point has no spec of its own,
+        so the one spec of the role (``main``) is checked once per run, before any host is touched.
+        """
+        entry = self._task.args.get("argument_spec")
+        if not entry:
+            return []
+        role = self._task._role
+        if role is None:
+            raise AnsibleError("crpbot_checks: argument_spec is for a task of a role (its meta/argument_specs.yml)")
+        path = os.path.join(role.get_role_path(), "meta", "argument_specs.yml")
+        specs = (self._loader.load_from_file(path) or {}).get("argument_specs") or {}
+        if entry not in specs:
+            raise AnsibleError(f"crpbot_checks: {path} has no entry point {entry!r}")
+        options = specs[entry].get("options") or {}
+        provided = self._templar.template({name: task_vars[name] for name in options if name in task_vars})
+        errors = ArgumentSpecValidator(options).validate(provided, validate_role_argument_spec=True).error_messages
+        return [f"{' '.join(str(error).split())} (meta/argument_specs.yml, entry point {entry})" for error in errors]
+
     def _failures(self, check):
         """The messages of this check's failures: one per failing item (one in all without a loop)."""
         items = [None]
         if "loop" in check:
-            items = self._templar.template(check["loop"])
+            try:
+                items = self._templar.template(check["loop"])
+            except AnsibleError as exc:
+                # A value of the wrong type (the argument spec says which) makes the loop itself fail.
+                return [f"a check could not be evaluated ({' '.join(exc.message.split())}): "
+                        + " ".join(str(check["msg"]).split())]
             if not isinstance(items, list):
                 raise AnsibleError(f"crpbot_checks: the loop of the check {check['msg'][:60]!r}... must give a list")
         found = []

@@ -23,6 +23,15 @@ description:
   - One task instead of one C(ansible.builtin.assert) per rule, so a run of C(site.yml) has a dozen fewer tasks
     per host.
 options:
+  argument_spec:
+    description:
+      - The entry point of the role's C(meta/argument_specs.yml) whose options are checked first, in the same task
+        (types, choices, required, sub-options), with the values of the task's variables, as the
+        C(validate_argument_spec) task Ansible puts before a role's entry point would.
+      - A role's C(validate) entry point sets C(main) and has no spec of its own, so the one spec of the role is
+        checked once per run, before any host is touched, without a second task per role.
+      - Only for a task of a role.
+    type: str
   checks:
     description:
       - The checks, in order.

@@ -220,3 +220,33 @@ def test_the_rotation_request_is_checked_whole_before_anything(tmp_path):
                  f"{tmp_path}/none.yml does not exist", 'crpbot_rotate_admin_host is "elsewhere"']:
         assert text in output, text
     assert "host localhost: say which" not in output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("amazon_q_configs", ["qc"], "amazon_q_configs"),
+        ("crpbot_uv_wheels", "x86_64", "crpbot_uv_wheels"),
+        ("crpbot_s3_workers", "many", "crpbot_s3_workers"),
+        ("crpbot_logs_retention_days", 4, "crpbot_logs_retention_days"),
+        ("crpbot_env_backup_keep", {"a": 1}, "crpbot_env_backup_keep"),
+    ],
+)
+def test_the_main_argument_spec_is_checked_in_the_validate_task(tmp_path, variable, value, says):
+    play = validate_all(tmp_path, extra={variable: value}, ignore=True)
+    failures = [json.loads(line.split("=> ", 1)[1]) for line in play.output.splitlines()
+                if line.startswith("fatal: [localhost]")]
+    messages = [text for failure in failures for text in failure.get("failures", [])]
+    spec_errors = [text for text in messages if "(meta/argument_specs.yml, entry point main)" in text]
+    assert spec_errors and all(text.startswith("host localhost: ") for text in spec_errors), play.output[-3000:]
+    assert any(says in text for text in spec_errors), spec_errors
+    assert "Validating arguments against arg spec" not in play.output, "a second argument-spec task ran"
+
+
+def test_a_loop_that_cannot_be_built_is_reported_with_the_others(tmp_path):
+    checks = [{"loop": "{{ 'text' | dict2items }}", "that": "true", "msg": "wheels must be a mapping"},
+              {"that": "false", "msg": "second fails"}]
+    verdict = checks_play(tmp_path, checks).results["verdict"]
+    assert verdict["failures"][0].startswith("host localhost: a check could not be evaluated (")
+    assert verdict["failures"][0].endswith("wheels must be a mapping")
+    assert verdict["failures"][1] == "host localhost: second fails"
