@@ -110,5 +110,9 @@ def test_site_converges_then_reports_no_change(prepared):
     assert second.returncode == 0, second.stdout + second.stderr
     recap = second.stdout[second.stdout.index("PLAY RECAP"):]
     assert recap.count("changed=0") == 2, recap
+    # Each role's input is checked once, in the first play (crpbot_checks with its main spec): no second
+    # argument-spec task before a role's main entry point.
+    assert "Validating arguments against arg spec 'main'" not in second.stdout
+    assert second.stdout.count("Check the uv input") == 1
     check = run(["ansible-playbook", "-i", inventory, "site.yml", "--check", "--diff"])
     assert check.returncode == 0 and check.stdout[check.stdout.index("PLAY RECAP"):].count("changed=0") == 2
