@@ -26,21 +26,12 @@ if _UTILS not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(_UTILS)
 
 from ansible.module_utils import crpbot_rotation as rot  # noqa: E402
+from ansible.module_utils.crpbot_data import plain  # noqa: E402
 
 ACTIONS = ("plan", "begin", "set", "gate", "host_failed", "current", "deactivate", "rescue", "undo_set", "undo_vault",
            "report")
 REGISTER = "crpbot_rotation"
 HOST_REGISTER = "crpbot_rotation_host"
-
-
-def plain(value):
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
 
 
 def probe_why(result: dict, checks: list[str]) -> str:

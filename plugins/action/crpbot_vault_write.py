@@ -29,16 +29,13 @@ from ansible.errors import AnsibleActionFail
 from ansible.parsing.vault import VaultLib, match_encrypt_secret
 from ansible.plugins.action import ActionBase
 
+import ansible.module_utils
 
-def plain(value):
-    """Plain Python data (Ansible's tagged strings and dicts become str and dict)."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
+_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "module_utils")
+if _UTILS not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(_UTILS)
+
+from ansible.module_utils.crpbot_data import plain  # noqa: E402
 
 
 class _Dumper(yaml.SafeDumper):
