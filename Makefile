@@ -28,8 +28,11 @@ deps:  ## Install the missing Debian packages of tests/testbed/debian-packages.t
 
 setup: $(VENV)/.synced  ## Create .venv from uv.lock (installs uv into .tools/uv when it is not on PATH)
 
-$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+# --compile-bytecode: every package's .pyc written once here. Without it, a machine that sets
+# PYTHONDONTWRITEBYTECODE (CI containers often do) compiles Ansible's sources again in every
+# ansible-playbook start: 1.7 s against 0.65 s to import ansible-playbook and boto3 on the 2-core machine.
+$(VENV)/.synced: pyproject.toml uv.lock Makefile | $(UV)
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
 $(UV_TOOL):
