@@ -12,7 +12,9 @@ checkout a real host has before crpbot-ansible first runs (``molecule/shared/pre
   must report changed=0 on every host, or the benchmark stops.
 
 Each builder trains one model of its own before the first converge, so the builders' pushes and the QC
-hosts' pulls carry real work. The test bed goes down before the next host count. Prints one table row per host count and
+hosts' pulls carry real work. Besides the wall times it prints the CPU seconds of a no-op: the controller's
+(``ansible-playbook``, its workers and ssh clients) and the whole machine's, whose difference is the hosts'
+work: on this test bed the hosts run on the controller's CPUs, on a real fleet on their own. The test bed goes down before the next host count. Prints one table row per host count and
 the ratio no-op(max)/no-op(min) against the 2x target, with the load average before each row: the
 machine may be shared with other work, which inflates every number (compare rows of one run only).
 Run from the repo root; it takes a while (the 8-host from-bare converge alone is minutes):
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,18 +45,38 @@ TARGET = 2.0
 PREPARE = "molecule/shared/prepare.yml"
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds the whole machine has been busy since boot (every process: the controller, the test bed's
+    hosts, sshd, the services), from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in stat.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def playbook(inventory: str, play: str, *args: str) -> tuple[float, str]:
     """Run a playbook against the benchmark's sandbox; (seconds, output), exiting on failure."""
+    seconds, output, _cpu = timed_playbook(inventory, play, *args)
+    return seconds, output
+
+
+def timed_playbook(inventory: str, play: str, *args: str) -> tuple[float, str, dict[str, float]]:
+    """Like playbook(), plus the CPU seconds of the run: ``controller`` (ansible-playbook with its workers and
+    ssh clients) and ``machine`` (everything on this machine meanwhile, the hosts' module runs included)."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_VAULT_PASSWORD_FILE": str(testbed.VAULT_PASSWORD_FILE),
            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine = machine_cpu_seconds()
     start = time.monotonic()
     done = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", inventory, play, *args], cwd=REPO,  # noqa: S603
                           env=env, capture_output=True, text=True, check=False)
     seconds = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {"controller": (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime),
+           "machine": machine_cpu_seconds() - machine}
     if done.returncode != 0:
         sys.exit(f"{play} failed:\n{done.stdout[-4000:]}{done.stderr[-2000:]}")
-    return seconds, done.stdout
+    return seconds, done.stdout, cpu
 
 
 def changed_hosts(output: str) -> list[str]:
@@ -82,16 +105,19 @@ def measure(hosts: int, repeat: int) -> dict:
         playbook(inventory, PREPARE)
         train_on_builders(state)  # the fixture's trainer is stdlib only: it runs before .venv exists
         bare, _ = playbook(inventory, "site.yml")
-        noop = []
+        noop, controller, machine = [], [], []
         for _ in range(repeat):
-            seconds, output = playbook(inventory, "site.yml")
+            seconds, output, cpu = timed_playbook(inventory, "site.yml")
             changed = changed_hosts(output)
             if changed:
                 sys.exit(f"{hosts} hosts: the no-op converge changed something on {', '.join(changed)}")
             noop.append(seconds)
+            controller.append(cpu["controller"])
+            machine.append(cpu["machine"])
     finally:
         testbed.down(quiet=True)
-    return {"hosts": hosts, "qc": qc, "builders": builders, "bare": bare, "noop": noop, "load": load}
+    return {"hosts": hosts, "qc": qc, "builders": builders, "bare": bare, "noop": noop, "load": load,
+            "controller": statistics.median(controller), "machine": statistics.median(machine)}
 
 
 def main() -> None:
@@ -103,8 +129,9 @@ def main() -> None:
         parser.error("every host count must be at least 2 (one QC host and one builder)")
     print(f"scale benchmark: site.yml on half QC / half builder test beds; {os.cpu_count()} CPUs, shared with "
           "whatever else runs on this machine (see the load column)\n")
-    print("| hosts | QC | builders | from bare | no-op median (min-max), n | no-op per host | load before |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| hosts | QC | builders | from bare | no-op median (min-max), n | no-op per host | no-op CPU: controller "
+          "| no-op CPU: machine (hosts' share) | load before |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = []
     for count in sorted(args.hosts):
         row = measure(count, args.repeat)
@@ -112,12 +139,17 @@ def main() -> None:
         median = statistics.median(row["noop"])
         print(f"| {count} | {row['qc']} | {row['builders']} | {row['bare']:.1f} s | {median:.1f} s "
               f"({min(row['noop']):.1f}-{max(row['noop']):.1f}), {len(row['noop'])} | {median / count:.2f} s "
+              f"| {row['controller']:.1f} s | {row['machine']:.1f} s ({1 - row['controller'] / row['machine']:.0%}) "
               f"| {row['load']:.2f} |", flush=True)
     if len(rows) > 1:
         low, high = rows[0], rows[-1]
         ratio = statistics.median(high["noop"]) / statistics.median(low["noop"])
         verdict = "ok" if ratio <= TARGET else "OVER"
         print(f"\nno-op({high['hosts']}) / no-op({low['hosts']}) = {ratio:.2f}x (target <= {TARGET:.0f}x: {verdict})")
+        # The test bed's hosts share this machine's CPUs with the controller; a real fleet's hosts have their own.
+        print(f"controller CPU only: {high['controller']:.1f} s / {low['controller']:.1f} s = "
+              f"{high['controller'] / low['controller']:.2f}x (the no-op's floor when the hosts have CPUs of their own "
+              f"and the controller has {os.cpu_count()})")
 
 
 if __name__ == "__main__":
