@@ -24,6 +24,7 @@ repo root; it takes a few minutes:
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
 import os
 import shutil
@@ -54,10 +55,14 @@ class Checkout:
         self.root, self.label = root, label
 
     def env(self, times: Path) -> dict[str, str]:
+        # The checkout's own callbacks (crpbot_ansiballz_cache where it has it) plus the timing one.
+        config = configparser.ConfigParser()
+        config.read(self.root / "ansible.cfg")
+        enabled = [name.strip() for name in config.get("defaults", "callbacks_enabled", fallback="").split(",")]
         return {**os.environ, "ANSIBLE_CONFIG": str(self.root / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                 "ANSIBLE_VAULT_PASSWORD_FILE": str(testbed.VAULT_PASSWORD_FILE),
                 "ANSIBLE_CALLBACK_PLUGINS": f"{self.root / 'plugins' / 'callback'}{os.pathsep}{CALLBACKS}",
-                "ANSIBLE_CALLBACKS_ENABLED": "crpbot_task_times", "CRPBOT_TASK_TIMES": str(times),
+                "ANSIBLE_CALLBACKS_ENABLED": ",".join([*filter(None, enabled), "crpbot_task_times"]), "CRPBOT_TASK_TIMES": str(times),
                 "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
     def site(self, inventory: str, *args: str) -> tuple[float, list[dict]]:

@@ -28,7 +28,7 @@ PROJECT = {"sandbox-qc": "/home/numan/crpbot", "sandbox-builder": "/root/crpbot"
 HOME = {"sandbox-qc": "/home/numan", "sandbox-builder": "/root"}
 FAULT_ENV = {
     "ANSIBLE_CALLBACK_PLUGINS": f"{REPO / 'plugins' / 'callback'}:{REPO / 'tests' / 'fixtures' / 'callback_plugins'}",
-    "ANSIBLE_CALLBACKS_ENABLED": "crpbot_connection_log,crpbot_fault",
+    "ANSIBLE_CALLBACKS_ENABLED": "crpbot_connection_log,crpbot_ansiballz_cache,crpbot_fault",
 }
 
 

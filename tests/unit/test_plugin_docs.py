@@ -11,12 +11,14 @@ import pytest
 from tests.ansible_run import REPO, ansible_env, bin_path
 
 MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("crpbot_*.py"))
+CALLBACKS = sorted(p.stem for p in (REPO / "plugins" / "callback").glob("crpbot_*.py"))
 
 
 @pytest.mark.parametrize(
     ("kind", "name"),
     [("module", m) for m in MODULES]
-    + [("inventory", "crpbot"), ("callback", "crpbot_connection_log"), ("vars", "crpbot_group_vars")],
+    + [("callback", c) for c in CALLBACKS]
+    + [("inventory", "crpbot"), ("vars", "crpbot_group_vars")],
 )
 def test_ansible_doc_renders(tmp_path, kind, name):
     done = subprocess.run(  # noqa: S603
